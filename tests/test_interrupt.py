@@ -1,0 +1,81 @@
+"""Ctrl-C for real (RELIABILITY row 8): SIGINT to a `tuner run` subprocess mid-trial.
+
+The running trial must be FAIL with reason ``interrupted``, the summary so far printed,
+the exit code 130, and no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import ROOT
+
+RUNNING_AND_TRAINING = """
+    select count(*) from trials t join trial_user_attributes a on a.trial_id = t.trial_id
+    where t.state = 'RUNNING' and a.key = 'seed'
+"""
+
+
+def _training_started(db: Path) -> bool:
+    """Whether a trial is inside training (it records its seed just before fitting)."""
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return bool(conn.execute(RUNNING_AND_TRAINING).fetchone()[0])
+    except sqlite3.OperationalError:  # tables not created yet
+        return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_fails_the_running_trial_prints_the_summary_and_exits_130(
+    tiny_spec, tmp_path: Path
+) -> None:
+    # Thousands of epochs: the trial is surely still training when the signal comes.
+    spec = tiny_spec(
+        data={"source": "digits", "max_rows": 300},
+        training={"max_epochs": 5000},
+        budget={"n_trials": 3},
+    )
+    db = tmp_path / "study.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TUNER_STORAGE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "run", str(spec), "--storage", f"sqlite:///{db}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not _training_started(db):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no trial started training"
+            time.sleep(0.2)
+        time.sleep(1.0)  # well inside model.fit
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "Interrupted: the running trial is marked failed (interrupted)." in stderr
+    assert "Study tiny: 1 trials (1 fail)" in stdout
+    assert "Failures: interrupted ×1" in stdout
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials
+    assert [(t.state.name, t.user_attrs.get("fail_reason")) for t in trials] == [
+        ("FAIL", "interrupted")
+    ]

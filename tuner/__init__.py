@@ -1,0 +1,69 @@
+"""tuner: hyperparameter tuning for Keras models on Optuna.
+
+Example:
+    >>> import tuner
+    >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=20)
+    >>> result.best_value, result.best_params
+
+Public names are loaded on first use, so ``import tuner`` stays fast and never imports
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tuner.errors import (
+    DataError,
+    ReportError,
+    SpecError,
+    StorageError,
+    StudyExistsError,
+    StudyNotFoundError,
+    StudyStopped,
+    TunerError,
+)
+
+if TYPE_CHECKING:
+    from tuner.api import tune
+    from tuner.reporting import report
+    from tuner.results import TuneResult
+    from tuner.space import SearchSpace, load_space
+    from tuner.spec import StudySpec, load_spec
+
+__all__ = [
+    "DataError",
+    "ReportError",
+    "SearchSpace",
+    "SpecError",
+    "StorageError",
+    "StudyExistsError",
+    "StudyNotFoundError",
+    "StudySpec",
+    "StudyStopped",
+    "TuneResult",
+    "TunerError",
+    "load_space",
+    "load_spec",
+    "optimize",
+    "report",
+    "tune",
+]
+
+_LAZY = {
+    "tune": "tuner.api",
+    "report": "tuner.reporting",
+    "optimize": "tuner.search",
+    "TuneResult": "tuner.results",
+    "SearchSpace": "tuner.space",
+    "load_space": "tuner.space",
+    "StudySpec": "tuner.spec",
+    "load_spec": "tuner.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tuner' has no attribute {name!r}")

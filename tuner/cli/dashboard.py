@@ -1,0 +1,59 @@
+"""``tuner dashboard``: optuna-dashboard on the study storage, one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tuner.cli.options import storage_option
+
+
+@click.command()
+@storage_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; the dashboard has no login, so keep it on loopback.",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0 = any free."
+)
+@click.option(
+    "--artifact-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Optuna artifact store to show [default: <db>-artifacts beside an SQLite file].",
+)
+def dashboard(storage: str | None, host: str, port: int, artifact_dir: Path | None) -> None:
+    """Serve optuna-dashboard on the storage and print its URL (Ctrl-C stops it).
+
+    \b
+    Example:
+      tuner dashboard --port 8080
+    """
+    import warnings
+
+    from tuner.dashboard import LOOPBACK, make_dashboard, url_of
+    from tuner.retrain import default_artifact_dir
+    from tuner.storage import mask_url, resolve_storage_url
+
+    # Importance on few trials warns at every page load; the page shows what it can.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\.importance")
+    url = resolve_storage_url(storage)
+    server = make_dashboard(
+        url, host=host, port=port, artifact_dir=artifact_dir or default_artifact_dir(url)
+    )
+    if host not in LOOPBACK:
+        click.echo(
+            f"Warning: listening on {host}: anyone who reaches it can read and delete studies "
+            f"(the dashboard has no login); put a proxy with authentication in front.",
+            err=True,
+        )
+    click.echo(f"Dashboard for {mask_url(url)} at {url_of(server)} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Dashboard stopped.", err=True)
+    finally:
+        server.server_close()

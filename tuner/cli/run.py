@@ -1,0 +1,149 @@
+"""``tuner run SPEC``: run (or resume) a study and print its summary."""
+
+from __future__ import annotations
+
+import click
+
+from tuner.cli.options import storage_option
+
+
+@click.command()
+@click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--study-name", help="Name in storage [default: the spec's name].")
+@click.option("--n-trials", type=click.IntRange(min=1), help="Total trials of the study.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds for this run."
+)
+@click.option("--seed", type=int, help="Random seed [default: the spec's].")
+@click.option("--tiers", help="Tiers to search, e.g. 1-2 or 1,3; the rest stay at defaults.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["flat", "staged"]),
+    help="flat: all tiers at once; staged: tier by tier, freezing what does not matter "
+    "[default: the spec's, else flat].",
+)
+@click.option("--resume", is_flag=True, help="Continue an existing study of the same name.")
+@click.option("--overwrite", is_flag=True, help="Delete an existing study of the same name first.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Run the trials in N worker processes, supervised (restarted when they die).",
+)
+@click.option(
+    "--gpus",
+    metavar="all|0,1,...",
+    help="One worker per GPU slot, pinned with CUDA_VISIBLE_DEVICES (needs NVIDIA GPUs).",
+)
+@click.option(
+    "--trials-per-gpu",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Workers (trials at once) per GPU with --gpus.",
+)
+@click.option(
+    "--queue-only",
+    is_flag=True,
+    help="Create the study and queue its trials for `tuner worker`s; run none here.",
+)
+def run(
+    spec_file: str,
+    storage: str | None,
+    study_name: str | None,
+    n_trials: int | None,
+    timeout: float | None,
+    seed: int | None,
+    tiers: str | None,
+    strategy: str | None,
+    resume: bool,
+    overwrite: bool,
+    workers: int | None,
+    gpus: str | None,
+    trials_per_gpu: int,
+    queue_only: bool,
+) -> None:
+    """Run the study that SPEC (a studies/*.yaml file) defines.
+
+    \b
+    Example:
+      tuner run studies/digits-mlp.yaml --n-trials 10 --tiers 1-2
+      tuner run studies/digits-mlp.yaml --n-trials 60 --strategy staged
+    """
+    from tuner.cli.progress import TrialProgress
+    from tuner.cli.summary import echo_summary
+    from tuner.errors import StudyStopped
+    from tuner.results import summarize
+    from tuner.runner import execute, prepare_run
+    from tuner.spec import load_spec
+    from tuner.storage import mask_url, resolve_storage_url
+
+    resolved = load_spec(spec_file, tiers=tiers)
+    url = resolve_storage_url(storage, spec_storage=resolved.spec.storage)
+    # Refuse missing GPUs before anything is written.
+    slots = _slots(workers=workers, gpus=gpus, trials_per_gpu=trials_per_gpu)
+    prepared = prepare_run(
+        resolved,
+        storage_url=url,
+        study_name=study_name,
+        n_trials=n_trials,
+        seed=seed,
+        resume=resume,
+        overwrite=overwrite,
+        strategy=strategy,
+    )
+    name = prepared.study.study_name
+    click.echo(
+        f"Study {name!r} in {mask_url(url)}: {prepared.remaining or 'open-ended'} trials to run "
+        f"(tiers {','.join(map(str, sorted(resolved.tiers)))}, "
+        f"{strategy or resolved.spec.strategy.name} strategy)",
+        err=True,
+    )
+    if queue_only:
+        from tuner.cli.supervise import queue
+
+        queue(prepared)
+        return
+    progress = TrialProgress(total=prepared.remaining, direction=resolved.spec.direction)
+    try:
+        if slots is None:
+            execute(prepared, timeout=timeout, callbacks=[progress])
+        else:
+            from tuner.cli.supervise import supervise
+
+            supervise(
+                prepared,
+                slots=slots,
+                data_dir=resolved.base_dir,
+                progress=progress,
+                timeout=timeout,
+            )
+    except KeyboardInterrupt:
+        progress.close()
+        stopped = (
+            "the running trial is marked failed (interrupted)"
+            if slots is None
+            else "workers stopped; their trials are marked failed (terminated) and queued again"
+        )
+        click.echo(f"Interrupted: {stopped}.", err=True)
+        echo_summary(summarize(prepared.study, storage_url=url), spec_file=spec_file)
+        raise SystemExit(130) from None
+    except StudyStopped:
+        progress.close()  # the summary so far, then the breaker's one line on stderr
+        echo_summary(summarize(prepared.study, storage_url=url), spec_file=spec_file)
+        raise
+    finally:
+        progress.close()
+    echo_summary(summarize(prepared.study, storage_url=url), spec_file=spec_file)
+
+
+def _slots(
+    *, workers: int | None, gpus: str | None, trials_per_gpu: int
+) -> list[str | None] | None:
+    """The GPU (or None) of each worker process; None when the run stays in this process."""
+    if gpus is not None:
+        from tuner.supervisor import gpu_slots
+
+        pinned: list[str | None] = list(gpu_slots(gpus, per_gpu=trials_per_gpu))
+        return pinned
+    return None if workers is None else [None] * workers

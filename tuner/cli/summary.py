@@ -1,0 +1,42 @@
+"""The summary printed after a run: best value, best parameters, trials, where to look next."""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+import click
+
+from tuner import records
+from tuner.results import TuneResult
+from tuner.storage import DEFAULT_STORAGE, mask_url
+
+
+def echo_summary(result: TuneResult, *, spec_file: str | None = None) -> None:
+    """Print a run's summary to stdout."""
+    name = result.study_name
+    spec = result.study.user_attrs.get(records.SPEC) or {}
+    metric = spec.get("metric", "value")
+    states = ", ".join(f"{n} {s}" for s, n in sorted(result.states.items())) or "none"
+    elapsed = time.strftime("%H:%M:%S", time.gmtime(result.seconds))
+    click.echo(f"Study {name}: {result.n_trials} trials ({states}) in {elapsed}")
+    if result.fail_reasons:
+        reasons = "; ".join(f"{r} ×{n}" for r, n in result.fail_reasons.items())
+        click.echo(f"Failures: {reasons}")
+    if result.best_value is None:
+        click.echo("No trial completed, so there is no best value yet.")
+    else:
+        click.echo(f"Best {metric}: {result.best_value:.6g} (trial {result.best_trial})")
+        width = max((len(k) for k in result.best_params), default=0)
+        for key, value in result.best_params.items():
+            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+            click.echo(f"  {key:<{width}}  {shown}")
+    url = mask_url(result.storage_url)
+    storage_arg = "" if result.storage_url == DEFAULT_STORAGE else f" --storage {shlex.quote(url)}"
+    click.echo(f"Stored in {url}")
+    click.echo(f"  dashboard: tuner dashboard{storage_arg}")
+    click.echo(f"  report:    tuner report {shlex.quote(name)}{storage_arg}")
+    if spec_file:
+        click.echo(
+            f"  more:      tuner run {shlex.quote(spec_file)}{storage_arg} --resume --n-trials N"
+        )

@@ -1,0 +1,63 @@
+"""The supervised half of ``tuner run --workers N`` / ``--gpus``: queue, start, watch, stop."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+
+from tuner.cli.progress import TrialProgress
+from tuner.errors import SpecError, StudyStopped
+from tuner.runner import PreparedRun
+
+
+def supervise(
+    prepared: PreparedRun,
+    *,
+    slots: list[str | None],
+    data_dir: Path,
+    progress: TrialProgress,
+    timeout: float | None,
+) -> None:
+    """Queue the study's budget, run one worker process per slot, report, stop on Ctrl-C."""
+    from tuner.storage import check_connection_budget, sqlite_warning
+    from tuner.supervisor import Supervisor
+
+    warning = sqlite_warning(prepared.storage_url, workers=len(slots))
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
+    study = prepared.study
+    check_connection_budget(prepared.storage_url, workers=len(slots))
+    queued = queue(prepared, quiet=True)
+    threads = max(1, (os.cpu_count() or 1) // len(slots))
+    pinned = sorted({s for s in slots if s is not None})
+    where = f" on GPU {','.join(pinned)}" if pinned else f", {threads} CPU thread(s) each"
+    click.echo(f"{queued} trials queued; {len(slots)} workers{where}", err=True)
+    supervisor = Supervisor(
+        study=study,
+        storage_url=prepared.storage_url,
+        slots=slots,
+        threads=threads,
+        data_dir=data_dir,
+        on_trial=progress,
+        on_event=lambda message: click.echo(message, err=True),
+        deadline=None if timeout is None else time.monotonic() + timeout,
+    )
+    problems = supervisor.run()
+    if problems:
+        raise StudyStopped("; ".join(problems) + " (see the workers' messages above)")
+
+
+def queue(prepared: PreparedRun, *, quiet: bool = False) -> int:
+    """Queue the trials the study still lacks, for any worker to run; returns how many."""
+    from tuner.workers import reserve_trials
+
+    if prepared.total_trials is None:
+        raise SpecError("workers need a trial budget: give --n-trials or budget.n_trials")
+    queued = reserve_trials(prepared.study, total=prepared.total_trials)
+    if not quiet:
+        name = prepared.study.study_name
+        click.echo(f"{queued} trials queued; start workers with `tuner worker {name}`", err=True)
+    return queued

@@ -1,0 +1,109 @@
+"""``tuner worker NAME``: join a study from any machine and run its queued trials."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from tuner.cli.options import storage_option
+
+if TYPE_CHECKING:
+    from tuner.runner import PreparedRun
+
+
+@click.command()
+@click.argument("study_name", metavar="NAME")
+@storage_option
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads for training [default: all cores; `tuner run --workers` shares them].",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Folder that relative data paths in the spec start from [default: here].",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for the database and the study to appear (containers).",
+)
+@click.option("--quiet", is_flag=True, help="No line per trial (the supervisor reports them).")
+def worker(
+    study_name: str,
+    storage: str | None,
+    threads: int | None,
+    data_dir: str | None,
+    wait: float,
+    quiet: bool,
+) -> None:
+    """Run the queued trials of study NAME until none is left.
+
+    The spec is stored with the study, so a worker needs only the name and the storage;
+    start as many as you like, on any machine. `tuner run SPEC` creates the study and
+    queues its trials.
+
+    \b
+    Example:
+      TUNER_DB_PASSWORD_FILE=/run/secrets/db \\
+        tuner worker digits-mlp --storage postgresql://tuner@db/tuner
+    """
+    from tuner.cli.progress import TrialProgress
+    from tuner.errors import StudyStopped
+    from tuner.keras_env import thread_env
+    from tuner.runner import CircuitBreaker
+    from tuner.supervisor import EXIT_RECYCLE, EXIT_TERMINATED
+    from tuner.workers import WorkerTerminated, run_worker
+
+    if threads is not None:
+        os.environ.update(thread_env(threads))  # before TensorFlow loads
+    prepared = _join(study_name, storage, data_dir=Path(data_dir) if data_dir else None, wait=wait)
+    study = prepared.study
+    breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
+    callbacks = [breaker]
+    if not quiet:
+        direction = study.direction.name.lower()
+        callbacks.append(TrialProgress(total=None, direction=direction))
+    try:
+        outcome = run_worker(study, prepared.objective, callbacks=callbacks)
+    except WorkerTerminated:
+        click.echo("Terminated: the running trial is failed and queued again.", err=True)
+        raise SystemExit(EXIT_TERMINATED) from None
+    if breaker.tripped:
+        raise StudyStopped(
+            f"worker stopped after {breaker.limit} consecutive failed trials (last: "
+            f"{breaker.last_reason}); fix the cause, then start workers again"
+        )
+    if outcome.reason == "recycle":
+        click.echo(
+            "Out of GPU memory: exiting so that a fresh process runs the next trial.", err=True
+        )
+        raise SystemExit(EXIT_RECYCLE)
+    if not quiet:
+        click.echo(f"Worker done: ran {outcome.trials} trials; no queued trial is left.", err=True)
+
+
+def _join(
+    study_name: str, storage: str | None, *, data_dir: Path | None, wait: float
+) -> PreparedRun:
+    """Join the study, retrying while the database or the study is not there yet."""
+    from tuner.errors import StorageError, StudyNotFoundError
+    from tuner.runner import join_study
+    from tuner.storage import resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return join_study(url, study_name, data_dir=data_dir)
+        except (StorageError, StudyNotFoundError):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(2)

@@ -1,0 +1,411 @@
+"""The one module that builds database engines and Optuna storages.
+
+Everything else receives a storage object or a URL. Which URL: ``--storage``, else the
+``TUNER_STORAGE`` environment variable, else the spec's ``storage``, else an SQLite file
+``tuner.db`` in the working directory. Any SQLAlchemy URL works; ``postgresql://`` is
+served by psycopg 3.
+
+Passwords stay off command lines: a URL without one takes it from ``$TUNER_DB_PASSWORD``
+or from the file named by ``$TUNER_DB_PASSWORD_FILE`` (a Docker secret), percent-encoded
+here, and every message shows URLs through :func:`mask_url`.
+
+Faults survived here rather than in every caller: connections a database restart killed
+are replaced (pre-ping); writes that meet a dropped connection are retried with backoff;
+the heartbeat outlives database outages; a trial whose worker died is failed after the
+grace period and re-queued with the same parameters up to ``$TUNER_MAX_RETRY`` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.errors import StorageError, StudyNotFoundError
+
+DEFAULT_STORAGE = "sqlite:///tuner.db"
+ENV_VAR = "TUNER_STORAGE"
+PASSWORD_ENV = "TUNER_DB_PASSWORD"
+PASSWORD_FILE_ENV = "TUNER_DB_PASSWORD_FILE"
+SQLITE_BUSY_TIMEOUT_S = 60
+# Heartbeat timing and retries can be shortened (tests) or lengthened (slow networks).
+HEARTBEAT_INTERVAL_S = int(os.environ.get("TUNER_HEARTBEAT_INTERVAL", "30"))
+GRACE_PERIOD_S = int(os.environ.get("TUNER_GRACE_PERIOD", "120"))
+MAX_RETRY = int(os.environ.get("TUNER_MAX_RETRY", "2"))
+# A worker holds one connection for its trial loop and one for its heartbeat thread.
+CONNECTIONS_PER_WORKER = 2
+SQLITE_MAX_WORKERS = 4
+WRITE_RETRY_S = float(os.environ.get("TUNER_WRITE_RETRY_SECONDS", "120"))
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def resolve_storage_url(explicit: str | None = None, *, spec_storage: str | None = None) -> str:
+    """The storage URL in force: explicit, then $TUNER_STORAGE, then the spec, then tuner.db."""
+    return explicit or os.environ.get(ENV_VAR) or spec_storage or DEFAULT_STORAGE
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***, for every message and log line."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+    return parsed.render_as_string(hide_password=True)
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """Split a URL into the URL without its password and the password (for a child's env).
+
+    Example:
+        >>> without_password("postgresql://bob:s3cret@db/tuner")
+        ('postgresql://bob@db/tuner', 's3cret')
+    """
+    parsed = _normalise(url, keep_driver=True)
+    if parsed.password is None:
+        return url, None
+    return parsed.set(password=None).render_as_string(hide_password=False), str(parsed.password)
+
+
+def _password_from_env() -> str | None:
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    secret = os.environ.get(PASSWORD_FILE_ENV)
+    if not secret:
+        return None
+    try:
+        return Path(secret).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise StorageError(
+            f"${PASSWORD_FILE_ENV} names {secret!r}, which cannot be read ({exc.strerror}); "
+            f"point it at the file that holds the database password"
+        ) from None
+
+
+def _normalise(url: str, *, keep_driver: bool = False) -> Any:
+    """Parse the URL; plain ``postgresql://`` means psycopg 3, the driver we install."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} is not a database URL; expected e.g. "
+            f"sqlite:///tuner.db or postgresql://user@host/db"
+        ) from None
+    if not keep_driver and parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _with_password(parsed: Any) -> Any:
+    if parsed.password is not None or parsed.username is None:
+        return parsed
+    password = _password_from_env()
+    return parsed if password is None else parsed.set(password=password)
+
+
+def _engine_kwargs(parsed: Any) -> dict[str, Any]:
+    if parsed.get_backend_name() == "sqlite":
+        # The busy timeout makes concurrent local writers wait instead of failing at once.
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    if os.environ.get("TUNER_DB_POOL") == "null":
+        # Behind PgBouncer (or with a tight max_connections) hold nothing between calls.
+        from sqlalchemy.pool import NullPool
+
+        return {"poolclass": NullPool, "pool_pre_ping": True}
+    # Pre-ping replaces connections a database restart killed; recycle beats idle timeouts.
+    # One process runs one trial at a time, so its pool needs only the loop and heartbeat.
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": 300,
+        "pool_size": CONNECTIONS_PER_WORKER,
+        "max_overflow": 1,
+    }
+
+
+def open_storage(
+    url: str, *, heartbeat: bool = True, create: bool = True, check_schema: bool = True
+) -> optuna.storages.RDBStorage:
+    """Open (and, with ``create``, set up) the Optuna storage at ``url``.
+
+    Without ``create`` (commands that only read), a missing SQLite file is an error
+    instead of a new empty database.
+
+    SQLite files are switched to WAL so readers (dashboard, reports) never block a
+    running study. With ``heartbeat``, a worker that dies leaves no trial RUNNING for
+    more than the grace period, and its trial is re-queued with the same parameters.
+    ``check_schema=False`` opens an old schema so that it can be upgraded.
+
+    Example:
+        >>> storage = open_storage("sqlite:///tuner.db")
+        >>> [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    """
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+    parsed = _with_password(_normalise(url))
+    masked = mask_url(url)
+    if not create and parsed.get_backend_name() == "sqlite":
+        _require_sqlite_file(parsed.database, masked)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat
+            heartbeat_kwargs = _heartbeat_kwargs() if heartbeat else {}
+            storage = ResilientRDBStorage(
+                parsed.render_as_string(hide_password=False),
+                engine_kwargs=_engine_kwargs(parsed),
+                skip_table_creation=not create,
+                skip_compatibility_check=not check_schema,
+                **heartbeat_kwargs,
+            )
+    except NoSuchModuleError:
+        raise StorageError(
+            f"storage URL {masked}: unknown database scheme {parsed.drivername!r}; use "
+            f"sqlite:///FILE.db or postgresql://USER@HOST:PORT/DATABASE"
+        ) from None
+    except (ModuleNotFoundError, ImportError) as exc:
+        raise StorageError(
+            f"no database driver for {masked} ({exc}); for PostgreSQL install "
+            f"`pip install 'tuner[postgres]'`"
+        ) from None
+    except (OperationalError, ArgumentError, optuna.exceptions.StorageInternalError) as exc:
+        # Without table creation, Optuna wraps a refused connection in StorageInternalError.
+        cause = exc.__cause__ or exc
+        reason = str(getattr(cause, "orig", cause)).strip().splitlines()[0]
+        raise StorageError(f"cannot open storage {masked}: {reason}; {_fix_hint(parsed)}") from None
+    except RuntimeError as exc:  # Optuna's schema-version check
+        raise StorageError(
+            f"storage {masked}: {str(exc).splitlines()[0]} (stop every worker, then run "
+            f"`tuner storage upgrade --storage URL`)"
+        ) from None
+    if create and parsed.get_backend_name() == "sqlite":
+        _use_wal(storage)
+    return storage
+
+
+def _require_sqlite_file(database: str | None, masked: str) -> None:
+    if database and database != ":memory:" and not Path(database).is_file():
+        raise StudyNotFoundError(
+            f"no database file at {database} ({masked}); check --storage or $TUNER_STORAGE"
+        )
+
+
+def load_study(name: str, *, storage: str | optuna.storages.BaseStorage) -> optuna.Study:
+    """The study of that name, from a URL (opened read-side, nothing created) or a storage.
+
+    Example:
+        >>> study = load_study("digits-mlp", storage="sqlite:///tuner.db")
+    """
+    opened = (
+        open_storage(storage, heartbeat=False, create=False)
+        if isinstance(storage, str)
+        else storage
+    )
+    try:
+        return optuna.load_study(study_name=name, storage=opened)
+    except KeyError:
+        where = mask_url(storage) if isinstance(storage, str) else "this storage"
+        raise StudyNotFoundError(
+            f"no study named {name!r} in {where}; `tuner studies list` shows the studies there"
+        ) from None
+
+
+def _fix_hint(parsed: Any) -> str:
+    if parsed.get_backend_name() == "sqlite":
+        return "check that the file's folder exists and is writable"
+    return "check the URL's host, port, user, password and database, and that the server runs"
+
+
+def _heartbeat_kwargs() -> dict[str, Any]:
+    return {
+        "heartbeat_interval": HEARTBEAT_INTERVAL_S,
+        "grace_period": GRACE_PERIOD_S,
+        "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=MAX_RETRY
+        ),
+    }
+
+
+class ResilientRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, made to outlive dropped connections and database restarts.
+
+    Optuna's heartbeat thread dies at the first database error and a finished trial's
+    final write is tried once; here the heartbeat logs and carries on, and the writes a
+    trial makes are retried with backoff for up to ``$TUNER_WRITE_RETRY_SECONDS``.
+    """
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:  # the next beat retries; the thread must survive
+            log.warning("heartbeat of trial %s not recorded: %s", trial_id, _first_line(exc))
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        if state == TrialState.RUNNING:
+            return self._claim(trial_id)
+        if not state.is_finished():
+            return super().set_trial_state_values(trial_id, state, values)
+        try:
+            return _retry(
+                lambda: super(ResilientRDBStorage, self).set_trial_state_values(
+                    trial_id, state, values
+                )
+            )
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # A retry after a write that committed but whose reply was lost.
+            if self.get_trial(trial_id).state == state:
+                return True
+            raise
+
+    def _claim(self, trial_id: int) -> bool:
+        """Move a queued trial to RUNNING if no other worker did: one atomic UPDATE.
+
+        Optuna reads the state, then writes it; on SQLite (no SELECT FOR UPDATE) two
+        processes can both read WAITING and both run the trial. Not retried: after a lost
+        reply the trial would look taken, and the queue simply offers the next one.
+        """
+        from datetime import datetime
+
+        from sqlalchemy import text
+
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                text(
+                    "update trials set state = 'RUNNING', datetime_start = :now "
+                    "where trial_id = :id and state = 'WAITING'"
+                ),
+                {"now": datetime.now(), "id": trial_id},
+            )
+            if claimed.rowcount == 1 and self.heartbeat_interval is not None:
+                # In the same transaction: a worker killed before its heartbeat thread
+                # first beats must still be reaped (Optuna skips trials with no beat).
+                conn.execute(
+                    text(
+                        "insert into trial_heartbeats (trial_id, heartbeat) "
+                        "values (:id, current_timestamp)"
+                    ),
+                    {"id": trial_id},
+                )
+        return claimed.rowcount == 1
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        _retry(lambda: super(ResilientRDBStorage, self).set_trial_user_attr(trial_id, key, value))
+
+    def set_trial_intermediate_value(
+        self, trial_id: int, step: int, intermediate_value: float
+    ) -> None:
+        _retry(
+            lambda: super(ResilientRDBStorage, self).set_trial_intermediate_value(
+                trial_id, step, intermediate_value
+            )
+        )
+
+
+def _retry(write: Callable[[], T]) -> T:
+    """Run a write, retrying with backoff while the database connection is the problem."""
+    deadline = time.monotonic() + WRITE_RETRY_S
+    delay = 0.5
+    while True:
+        try:
+            return write()
+        except Exception as exc:
+            if not is_connection_error(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("database write failed (%s); retrying in %.1fs", _first_line(exc), delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether an error came from a lost or refused database connection (worth retrying)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    for error in (exc, exc.__cause__):
+        if isinstance(error, OperationalError | InterfaceError):
+            return True
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
+def _use_wal(storage: optuna.storages.RDBStorage) -> None:
+    # WAL is a property of the file: setting it once makes every later connection use it.
+    from sqlalchemy import text
+
+    with storage.engine.connect() as conn:
+        conn.execute(text("PRAGMA journal_mode=WAL"))
+
+
+def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    """Whether a study of that name is in the storage."""
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def sqlite_warning(url: str, *, workers: int) -> str | None:
+    """A warning when several workers share an SQLite file, else None."""
+    if not url.startswith("sqlite") or workers <= 1:
+        return None
+    many = (
+        f"{workers} workers is more than the {SQLITE_MAX_WORKERS} it serves well; "
+        if (workers > SQLITE_MAX_WORKERS)
+        else ""
+    )
+    return (
+        f"SQLite is for one machine and a few workers: {many}use PostgreSQL "
+        f"(postgresql://user@host/db) to share a study between machines"
+    )
+
+
+def connection_budget(storage: optuna.storages.RDBStorage) -> tuple[int, int] | None:
+    """PostgreSQL's (max_connections, connections in use), or None on other backends."""
+    from sqlalchemy import text
+
+    if storage.engine.dialect.name != "postgresql":
+        return None
+    with storage.engine.connect() as conn:
+        limit = int(conn.execute(text("show max_connections")).scalar_one())
+        reserved = int(conn.execute(text("show superuser_reserved_connections")).scalar_one())
+        used = int(conn.execute(text("select count(*) from pg_stat_activity")).scalar_one())
+    return limit - reserved, used
+
+
+def check_connection_budget(url: str, *, workers: int) -> None:
+    """Refuse to start ``workers`` processes that PostgreSQL has no connections for."""
+    storage = open_storage(url, heartbeat=False)
+    try:
+        budget = connection_budget(storage)
+    finally:
+        storage.engine.dispose()
+    if budget is None:
+        return
+    limit, used = budget
+    needed = workers * (CONNECTIONS_PER_WORKER + 1)
+    if used + needed > limit:
+        raise StorageError(
+            f"{workers} workers need up to {needed} database connections, but PostgreSQL "
+            f"allows {limit} and {used} are in use; use fewer --workers, raise "
+            f"max_connections, or set TUNER_DB_POOL=null behind PgBouncer"
+        )

@@ -1,0 +1,264 @@
+"""Many workers, one study: the trial budget is a queue in the storage, faults survived.
+
+The study's budget is held as WAITING trials (:func:`reserve_trials`, run once by whoever
+creates the study); each worker pops one at a time (:func:`run_worker`), so any number
+of workers on any number of machines run exactly the requested number of trials and no
+worker needs to know of the others. A trial whose worker died is failed after the grace
+period and re-queued with the same parameters (``tuner.storage``), so the study still
+reaches its count.
+
+Optuna's own ``Study.optimize`` creates a new trial whenever the queue is empty, which
+overshoots the budget by up to one trial per worker; hence this loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner import records
+from tuner.objective import TrialFailed, failure_reason
+
+Objective = Callable[[optuna.Trial], float]
+TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+COUNTED = (
+    TrialState.COMPLETE,
+    TrialState.PRUNED,
+    TrialState.FAIL,
+    TrialState.RUNNING,
+    TrialState.WAITING,
+)
+IDLE_POLL_S = 2.0
+OUT_OF_MEMORY = "out of memory"
+TERMINATED = "terminated"
+
+log = logging.getLogger(__name__)
+
+
+class WorkerTerminated(KeyboardInterrupt):
+    """SIGTERM arrived (docker stop, preemption): stop the trial now, like Ctrl-C."""
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """Why a worker stopped: ``drained`` (no trial left), ``recycle`` (out of GPU memory:
+    start a fresh process), or ``stopped`` (the study was stopped, e.g. circuit breaker)."""
+
+    reason: str
+    trials: int
+
+
+def reserve_trials(study: optuna.Study, *, total: int) -> int:
+    """Queue WAITING trials until the study holds ``total``; returns how many were queued.
+
+    A FAIL trial that was retried is replaced by its retry, so it does not count.
+
+    Example:
+        >>> reserve_trials(study, total=20)   # then start workers anywhere
+        20
+    """
+    trials = study.get_trials(deepcopy=False, states=COUNTED)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    missing = max(0, total - (len(trials) - len(retried)))
+    for _ in range(missing):
+        # No fixed parameters: the sampler chooses them when a worker pops the trial.
+        study.enqueue_trial({})
+    return missing
+
+
+def run_worker(
+    study: optuna.Study,
+    objective: Objective,
+    *,
+    callbacks: Sequence[TrialCallback] = (),
+) -> WorkerOutcome:
+    """Run the study's queued trials one at a time until none is left.
+
+    While other workers' trials are RUNNING, the worker waits for them: a trial whose
+    worker died is re-queued after the grace period and must not be left behind.
+    SIGTERM fails the running trial with reason ``terminated``, re-queues its parameters
+    and raises :class:`WorkerTerminated`.
+
+    Example:
+        >>> prepared = join_study("postgresql://tuner@db/tuner", "digits-mlp")
+        >>> run_worker(prepared.study, prepared.objective).reason
+        'drained'
+    """
+    done = 0
+    sigterm = _Sigterm()
+    # As inside Study.optimize: callbacks (the circuit breaker) may call study.stop().
+    study._thread_local.in_optimize_loop = True
+    previous = signal.signal(signal.SIGTERM, sigterm.handle)
+    previous_alarm = signal.signal(signal.SIGALRM, sigterm.handle)  # a deferred SIGTERM
+    try:
+        while not study._stop_flag:
+            if sigterm.requested:
+                raise WorkerTerminated()
+            _reap(study)
+            trial = _pop_queued(study)
+            if trial is None:
+                if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    return WorkerOutcome("drained", done)
+                time.sleep(IDLE_POLL_S)
+                continue
+            frozen = run_trial(study, trial, objective, sigterm=sigterm)
+            done += 1
+            for callback in callbacks:
+                callback(study, frozen)
+            if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
+                return WorkerOutcome("recycle", done)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGALRM, previous_alarm)
+        study._thread_local.in_optimize_loop = False
+    return WorkerOutcome("stopped", done)
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    objective: Objective,
+    *,
+    sigterm: _Sigterm | None = None,
+) -> FrozenTrial:
+    """Run one popped trial under a heartbeat and record its outcome, whatever happens."""
+    from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own thread
+
+    value: float | None = None
+    state: TrialState | None = None
+    interrupted: KeyboardInterrupt | None = None
+    with get_heartbeat_thread(trial._trial_id, study._storage):
+        try:
+            with sigterm.armed() if sigterm else contextlib.nullcontext():
+                value = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except TrialFailed:
+            state = TrialState.FAIL
+        except WorkerTerminated as exc:
+            state, interrupted = TrialState.FAIL, exc
+            trial.set_user_attr(records.FAIL_REASON, TERMINATED)
+        except KeyboardInterrupt as exc:
+            state, interrupted = TrialState.FAIL, exc
+        except Exception as exc:  # one bad trial never stops a worker
+            state = TrialState.FAIL
+            trial.set_user_attr(records.FAIL_REASON, failure_reason(exc))
+    frozen = _tell(study, trial, value, state)
+    if isinstance(interrupted, WorkerTerminated):
+        # Whoever stops a worker does not mean to shrink the study: the trial runs again.
+        study.enqueue_trial(dict(frozen.params))
+    if interrupted is not None:
+        raise interrupted
+    return frozen
+
+
+def _tell(
+    study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
+) -> FrozenTrial:
+    try:
+        return study.tell(trial, value, state=state)
+    except ValueError:  # "Cannot tell a FAIL trial": failed as stale while we trained
+        stale = study._storage.get_trial(trial._trial_id)
+        if stale.state != TrialState.FAIL or value is None:
+            raise
+    # A false stale (CPU starved, a long database outage): keep the result all the same,
+    # in the retry queued for it if no one took that yet, so the study keeps its count.
+    log.warning("trial %s was failed as stale while it ran; its result is kept", stale.number)
+    retry = _claim_retry_of(study, stale.number)
+    if retry is not None:
+        for key, attr in stale.user_attrs.items():
+            retry.set_user_attr(key, attr)
+        retry.set_user_attr(records.RECOVERED_FROM, stale.number)
+        return study.tell(retry, value)
+    recovered = optuna.trial.create_trial(
+        params=stale.params,
+        distributions=stale.distributions,
+        value=value,
+        user_attrs={**stale.user_attrs, records.RECOVERED_FROM: stale.number},
+    )
+    study.add_trial(recovered)
+    trials = reversed(study.get_trials(deepcopy=False))
+    return next(t for t in trials if t.user_attrs.get(records.RECOVERED_FROM) == stale.number)
+
+
+def _claim_retry_of(study: optuna.Study, number: int) -> optuna.Trial | None:
+    for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        is_retry = waiting.system_attrs.get("retry_history", [None])[-1] == number
+        if is_retry and study._storage.set_trial_state_values(
+            waiting._trial_id, TrialState.RUNNING
+        ):
+            return optuna.Trial(study, waiting._trial_id)
+    return None
+
+
+def _pop_queued(study: optuna.Study) -> optuna.Trial | None:
+    """``Study.ask`` without its fallback of creating a trial when the queue is empty."""
+    study._thread_local.cached_all_trials = None  # as ask() does: sample from fresh trials
+    # Optuna's pop; the claim itself is atomic in ResilientRDBStorage (optuna<6 is pinned).
+    trial_id = study._pop_waiting_trial_id()
+    return None if trial_id is None else optuna.Trial(study, trial_id)
+
+
+def _reap(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def reap_study(study: optuna.Study) -> list[int]:
+    """Fail (and re-queue) the study's stale RUNNING trials now; returns their numbers."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    _reap(study)
+    failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    return sorted(running & failed)
+
+
+RETRY_SIGNAL_S = 0.05
+_DATABASE_MODULES = ("sqlalchemy", "optuna.storages", "sqlite3", "psycopg")
+
+
+def _inside_database_call(frame: Any) -> bool:
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(_DATABASE_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+class _Sigterm:
+    """SIGTERM interrupts a running trial at once; between trials it stops the loop
+    before the next claim, so no claimed trial is ever left without an outcome."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._armed = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if not self._armed:
+            return
+        if _inside_database_call(frame):
+            # Raising here would leave the call's transaction open (SQLite stays locked
+            # and the trial's own FAIL could not be written): try again in 50 ms.
+            signal.setitimer(signal.ITIMER_REAL, RETRY_SIGNAL_S)
+            return
+        raise WorkerTerminated()
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        self._armed = True
+        try:
+            if self.requested:  # arrived while the trial was being claimed
+                raise WorkerTerminated()
+            yield
+        finally:
+            self._armed = False
