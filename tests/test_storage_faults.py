@@ -84,7 +84,9 @@ def _wait_for(predicate, *, timeout: float, what: str):
 
 
 def _running(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(states=(TrialState.RUNNING,))
+    # Only trials whose parameters are already sampled: a trial is RUNNING a moment
+    # before its first suggest lands, and signalling then would test nothing.
+    return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.params]
 
 
 def test_killed_worker_trial_is_reaped_on_demand_and_requeued(sqlite_url, cli):
