@@ -148,19 +148,24 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def commands(url: str, backend: str, sizes: list[int], tree: Path, tag: str) -> list:
-    """(label, command, checkout) rows for one storage and one checkout of tuner."""
+def commands(url: str, backend: str, sizes: list[int], tree: Path, *, before: bool) -> list:
+    """(label, command, checkout) rows for one storage and one checkout of tuner.
+
+    The other checkout (``before``) runs the listings only: reports are not what it compares.
+    """
+    tag = " (before)" if before else ""
     tuner = [sys.executable, "-m", "tuner"]
     rows = [(f"tuner studies list{tag}", [*tuner, "studies", "list", "--storage", url], tree)]
     for size in sizes:
         name = f"synthetic-{size}"
-        for label, args in (
+        listings = [
             ("trials list", ["trials", "list", name]),
             ("best", ["best", name]),
             ("export", ["export", name]),
             ("studies show", ["studies", "show", name]),
-            ("report --format json", ["report", name, "--format", "json"]),
-        ):
+        ]
+        report = [] if before else [("report --format json", ["report", name, "--format", "json"])]
+        for label, args in listings + report:
             rows.append((f"tuner {label} ({size}){tag}", [*tuner, *args, "--storage", url], tree))
     return [(f"{backend}: {label}", command, checkout) for label, command, checkout in rows]
 
@@ -207,9 +212,9 @@ def main() -> None:
                     ROOT,
                 )
             )
-            rows += commands(url, backend, sizes, ROOT, "")
+            rows += commands(url, backend, sizes, ROOT, before=False)
             if args.before:
-                rows += commands(url, backend, sizes, args.before.resolve(), " (before)")
+                rows += commands(url, backend, sizes, args.before.resolve(), before=True)
         times: dict[str, list[float]] = {label: [] for label, _, _ in rows}
         for _ in range(args.reps):  # interleaved: each round runs every command once
             for label, command, tree in rows:

@@ -13,7 +13,10 @@ import csv
 import io
 import json
 import math
+import os
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 
 import optuna
@@ -243,3 +246,27 @@ def test_an_older_or_newer_schema_is_one_line_for_every_listing(sqlite_url, revi
         [line] = done.stderr.splitlines()
         assert line.startswith(f"Error: storage {sqlite_url}: The runtime optuna version")
         assert advice in line and "tuner storage upgrade" in line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["studies", "list"], ["trials", "list", "mixed"], ["best", "mixed"], ["export", "mixed"]],
+)
+def test_listings_load_neither_tensorflow_nor_alembic(sqlite_url, command):
+    # What keeps them interactive: no Keras, and no alembic (Optuna's full schema check).
+    make_study(sqlite_url)
+    script = (
+        "import sys\nfrom tuner.cli import main\n"
+        "try:\n    main(sys.argv[1:], prog_name='tuner')\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "print([m for m in ('tensorflow', 'keras', 'alembic') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *command, "--storage", sqlite_url, "--format", "json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

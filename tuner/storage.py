@@ -282,15 +282,20 @@ def _schema_head() -> str | None:
 
     alembic's ``ScriptDirectory.get_current_head`` says the same but costs the import
     :func:`read_connection` avoids. Each script names its ``revision`` and ``down_revision``;
-    the head is the one no script names as its parent. Should this ever read wrong, the
-    caller falls back to Optuna's own check: a mistake costs time, never correctness.
+    the head is the one no script names as its parent. None when a script's header does
+    not read as expected (a newer alembic layout), so the caller falls back to Optuna's
+    own check rather than trust a partial reading.
     """
     versions = Path(optuna.__file__).parent / "storages" / "_rdb" / "alembic" / "versions"
     header = re.compile(r"^(down_)?revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
     named, parents = set(), set()
     for script in versions.glob("*.py"):
-        for down, revision in header.findall(script.read_text(encoding="utf-8")):
-            (parents if down else named).add(revision)
+        found = header.findall(script.read_text(encoding="utf-8"))
+        revisions = [revision for down, revision in found if not down]
+        if len(revisions) != 1:
+            return None
+        named.update(revisions)
+        parents.update(revision for down, revision in found if down)
     heads = named - parents
     return heads.pop() if len(heads) == 1 else None
 
