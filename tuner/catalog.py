@@ -3,7 +3,8 @@
 Reading never creates anything (storages are opened read-side, as
 ``tuner.storage.load_study`` does): a storage that does not exist is an error, not a new
 empty database. Parameters are shown as model values (β, a batch size), not as the
-transformed values Optuna stores (1-β, an exponent).
+transformed values Optuna stores (1-β, an exponent). Listings read Optuna's tables with
+a few queries (:mod:`tuner.tables`) rather than every trial through its storage API.
 """
 
 from __future__ import annotations
