@@ -9,7 +9,8 @@ throwaway PostgreSQL database, then times as subprocesses `tuner --help`,
 `optuna studies --storage URL` (Optuna's own CLI listing); with ``--before DIR``, the
 same tuner commands from another checkout (e.g. ``git archive main | tar -x -C DIR``).
 Every command runs once per round and the rounds repeat, so contenders share the
-machine's load alike; the table gives median, min and max seconds and ratios.
+machine's load alike; the table gives median, min and max wall seconds, median CPU
+seconds (what an idle machine would take) and ratios.
 
 Targets: `--help` under 0.3 s; listings under 2 s.
 Run: ``python benchmarks/interactive.py [--reps 3] [--sizes 1000,5000]
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -170,11 +172,19 @@ def commands(url: str, backend: str, sizes: list[int], tree: Path, *, before: bo
     return [(f"{backend}: {label}", command, checkout) for label, command, checkout in rows]
 
 
-def run_once(command: list[str], tree: Path) -> float:
+def run_once(command: list[str], tree: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of ``command``.
+
+    CPU time hardly depends on what else the machine runs, so it shows what the command
+    would take on an idle machine; the database server's own CPU is not in it.
+    """
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, cwd=tree, env=env)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def main() -> None:
@@ -215,7 +225,7 @@ def main() -> None:
             rows += commands(url, backend, sizes, ROOT, before=False)
             if args.before:
                 rows += commands(url, backend, sizes, args.before.resolve(), before=True)
-        times: dict[str, list[float]] = {label: [] for label, _, _ in rows}
+        times: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in rows}
         for _ in range(args.reps):  # interleaved: each round runs every command once
             for label, command, tree in rows:
                 times[label].append(run_once(command, tree))
@@ -232,16 +242,24 @@ def _maybe_postgres(admin_url: str | None) -> Iterator[str | None]:
         yield url
 
 
-def report(times: dict[str, list[float]]) -> None:
-    floor = statistics.median(next(iter(times.values())))
-    print(f"{'command':<58} {'median s':>8} {'min':>6} {'max':>6} {'/floor':>7} {'/before':>8}")
-    for label, seconds in times.items():
-        median = statistics.median(seconds)
-        before = times.get(f"{label} (before)")
-        versus = f"{median / statistics.median(before):>8.2f}" if before else ""
+def report(times: dict[str, list[tuple[float, float]]]) -> None:
+    """Wall seconds (median, min, max), median CPU seconds, ratios of median wall."""
+
+    def median(label: str, which: int = 0) -> float:
+        return statistics.median(run[which] for run in times[label])
+
+    floor = median(next(iter(times)))
+    print(
+        f"{'command':<56} {'wall s':>6} {'min':>6} {'max':>6} {'cpu s':>6} {'/floor':>7} "
+        f"{'/before':>7}"
+    )
+    for label, runs in times.items():
+        walls = [wall for wall, _ in runs]
+        before = f"{label} (before)"
+        versus = f"{median(label) / median(before):>7.2f}" if before in times else ""
         print(
-            f"{label:<58} {median:>8.2f} {min(seconds):>6.2f} {max(seconds):>6.2f} "
-            f"{median / floor:>7.2f} {versus}"
+            f"{label:<56} {median(label):>6.2f} {min(walls):>6.2f} {max(walls):>6.2f} "
+            f"{median(label, 1):>6.2f} {median(label) / floor:>7.2f} {versus}"
         )
 
 
