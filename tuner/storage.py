@@ -288,7 +288,8 @@ def _schema_head() -> str | None:
     """
     versions = Path(optuna.__file__).parent / "storages" / "_rdb" / "alembic" / "versions"
     header = re.compile(r"^(down_)?revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
-    named, parents = set(), set()
+    named: set[str] = set()
+    parents: set[str] = set()
     for script in versions.glob("*.py"):
         found = header.findall(script.read_text(encoding="utf-8"))
         revisions = [revision for down, revision in found if not down]

@@ -194,12 +194,12 @@ def _states(
     return states, starts
 
 
-def _best(conn: sa.Connection, study_id: int, direction: str) -> sa.Row[Any] | None:
-    """The best complete trial, in the order Optuna's ``get_best_trial`` uses.
+def _best(conn: sa.Connection, study_id: int, direction: str) -> Any:
+    """The best complete trial's row (trial_id, number, value, value_type), or None.
 
-    -inf < finite < +inf, then the value (find_max/min_value_trial_id in Optuna's
-    models). Optuna's feasibility rule for constrained studies (which tuner never
-    creates) is not applied.
+    Ranked as Optuna's ``get_best_trial`` ranks them (``find_max/min_value_trial_id`` in
+    its models): -inf < finite < +inf, then the value. Optuna's feasibility rule for
+    constrained studies (which tuner never creates) is not applied.
     """
     rank = sa.case(
         (VALUES.c.value_type == "INF_NEG", -1), (VALUES.c.value_type == "INF_POS", 1), else_=0
