@@ -3,22 +3,32 @@
 Reading never creates anything (storages are opened read-side, as
 ``tuner.storage.load_study`` does): a storage that does not exist is an error, not a new
 empty database. Parameters are shown as model values (β, a batch size), not as the
-transformed values Optuna stores (1-β, an exponent).
+transformed values Optuna stores (1-β, an exponent). Listings read Optuna's tables with
+a few queries (:mod:`tuner.tables`) rather than every trial through its storage API.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import Connection
 
 from tuner import records
-from tuner.errors import StudyExistsError
-from tuner.results import summarize
+from tuner.errors import ReportError, StudyExistsError
 from tuner.space import SearchSpace
-from tuner.storage import load_study, mask_url, open_storage, study_exists
+from tuner.storage import (
+    load_study,
+    mask_url,
+    open_storage,
+    read_connection,
+    study_exists,
+    study_not_found,
+)
+from tuner.tables import StudyFacts, TrialFacts, read_params, read_studies, read_trials
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 
@@ -54,35 +64,74 @@ def copy_study(url: str, name: str, *, to_url: str, to_name: str | None = None) 
 
 def stored_space(study: optuna.Study) -> SearchSpace | None:
     """The search space `tuner run` recorded on the study (None for plain Optuna studies)."""
-    raw = study.user_attrs.get(records.SPACE)
+    return space_of(study.user_attrs)
+
+
+def space_of(user_attrs: Mapping[str, Any]) -> SearchSpace | None:
+    """The search space recorded in a study's user attributes (None if there is none)."""
+    raw = user_attrs.get(records.SPACE)
     return SearchSpace.model_validate(raw) if raw else None
 
 
 def study_rows(url: str) -> list[dict[str, Any]]:
     """One row per study in the storage: name, metric, trials by state, best value."""
-    storage = open_storage(url, heartbeat=False, create=False)
-    rows = []
-    for name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage)
-        result = summarize(study, storage_url=url)
-        spec = study.user_attrs.get(records.SPEC) or {}
-        rows.append(
-            {
-                "name": name,
-                "metric": spec.get("metric", "value"),
-                "direction": study.direction.name.lower(),
-                "trials": result.n_trials,
-                **{state: result.states.get(state, 0) for state in STATES[:4]},
-                "best": result.best_value,
-                "started": _first_start(study),
-            }
-        )
-    return rows
+    with read_connection(url) as conn:
+        studies = read_studies(conn)
+    return [
+        {
+            "name": study.name,
+            "metric": _metric(study.user_attrs),
+            "direction": ",".join(study.directions),
+            "trials": study.n_trials,
+            **{state: study.states.get(state, 0) for state in STATES[:4]},
+            "best": study.best_value,
+            "started": _iso(study.first_start),
+        }
+        for study in studies
+    ]
+
+
+@dataclass(frozen=True)
+class StudyOverview:
+    """A study's trials by state and its best trial, named as :class:`TuneResult` names them.
+
+    ``best_params`` are model values (β, a batch size), as the study's space defines them.
+    """
+
+    metric: str
+    n_trials: int
+    states: dict[str, int]
+    started: str | None
+    best_value: float | None
+    best_trial: int | None
+    best_params: dict[str, Any]
+
+
+def study_overview(url: str, name: str) -> StudyOverview:
+    """Counts and best trial of study ``name``, without reading every trial.
+
+    Example:
+        >>> study_overview("sqlite:///tuner.db", "digits-mlp").best_params
+    """
+    with read_connection(url) as conn:
+        study = _one_study(conn, name, url)
+        best = study.best_trial_id
+        stored = read_params(conn, [best])[best] if best is not None else {}
+    space = space_of(study.user_attrs)
+    return StudyOverview(
+        metric=_metric(study.user_attrs),
+        n_trials=study.n_trials,
+        states=study.states,
+        started=_iso(study.first_start),
+        best_value=study.best_value,
+        best_trial=study.best_trial,
+        best_params=space.values_from_stored(stored, fill_defaults=False) if space else stored,
+    )
 
 
 def study_record(study: optuna.Study, *, url: str) -> dict[str, Any]:
     """Everything worth knowing about one study, as one flat-ish mapping."""
-    result = summarize(study, storage_url=url)
+    result = study_overview(url, study.study_name)
     spec = study.user_attrs.get(records.SPEC) or {}
     return {
         "name": study.study_name,
@@ -97,7 +146,7 @@ def study_record(study: optuna.Study, *, url: str) -> dict[str, Any]:
         "max_epochs": study.user_attrs.get(records.MAX_EPOCHS),
         "trials": result.n_trials,
         "states": {state: result.states.get(state, 0) for state in STATES},
-        "started": _first_start(study),
+        "started": result.started,
         "best_value": result.best_value,
         "best_trial": result.best_trial,
         "best_params": result.best_params,
@@ -115,50 +164,75 @@ def _strategy_fields(study: optuna.Study) -> dict[str, Any]:
 
 
 def trial_rows(
-    study: optuna.Study,
+    url: str,
+    name: str,
     *,
     state: str | None = None,
     sort: str = "number",
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per trial (params in model values), filtered by state, sorted, limited.
+    """One row per trial of study ``name`` (params in model values), filtered, sorted, limited.
 
     ``sort="value"`` puts the best first whatever the direction; trials without a value
-    come last.
+    come last. Only the trials shown have their parameters read.
 
     Example:
-        >>> trial_rows(study, state="complete", sort="value", limit=5)
+        >>> trial_rows("sqlite:///tuner.db", "digits-mlp", state="complete", sort="value",
+        ...            limit=5)
     """
-    states = (TrialState[state.upper()],) if state else None
-    trials = study.get_trials(deepcopy=False, states=states)
-    space = stored_space(study)
-    rows = [trial_row(t, space) for t in trials]
-    if sort != "number":
-        sign = -1 if sort == "value" and study.direction.name == "MAXIMIZE" else 1
-        rows.sort(key=lambda r: (r[sort] is None, sign * (r[sort] or 0), r["number"]))
-    return rows[:limit] if limit is not None else rows
+    with read_connection(url) as conn:
+        study = _one_study(conn, name, url)
+        trials = read_trials(
+            conn,
+            study.study_id,
+            states=[state] if state else None,
+            attrs=(records.EPOCHS, records.SECONDS, records.FAIL_REASON),
+        )
+        rows = [(t.trial_id, _trial_row(t)) for t in trials]
+        if sort != "number":
+            # In Python, not SQL: epochs and seconds are JSON text in the database.
+            sign = -1 if sort == "value" and study.directions == ("maximize",) else 1
+            rows.sort(key=lambda r: (r[1][sort] is None, sign * (r[1][sort] or 0), r[1]["number"]))
+        rows = rows[:limit] if limit is not None else rows
+        params = read_params(conn, [trial_id for trial_id, _ in rows])
+    space = space_of(study.user_attrs)
+    return [
+        {**row, "params": space.values_from_stored(params[trial_id], fill_defaults=False)}
+        if space
+        else {**row, "params": params[trial_id]}
+        for trial_id, row in rows
+    ]
 
 
-def trial_row(trial: FrozenTrial, space: SearchSpace | None) -> dict[str, Any]:
-    """A trial as export and listings show it: outcome, cost, reason, parameters."""
-    # An enqueued (waiting) trial has no params yet: Optuna keeps them as fixed_params.
-    stored = trial.params or trial.system_attrs.get("fixed_params") or {}
-    params = space.values_from_stored(stored, fill_defaults=False) if space else stored
+def _trial_row(trial: TrialFacts) -> dict[str, Any]:
+    """A trial as export and listings show it: outcome, cost, reason (params added later)."""
     return {
         "number": trial.number,
-        "state": trial.state.name.lower(),
+        "state": trial.state,
         "value": trial.value,
         "epochs": trial.user_attrs.get(records.EPOCHS),
         "seconds": trial.user_attrs.get(records.SECONDS),
         "fail_reason": trial.user_attrs.get(records.FAIL_REASON),
-        "params": params,
     }
 
 
-def _first_start(study: optuna.Study) -> str | None:
-    starts = [t.datetime_start for t in study.get_trials(deepcopy=False) if t.datetime_start]
-    return _iso(min(starts)) if starts else None
+def _one_study(conn: Connection, name: str, url: str) -> StudyFacts:
+    """The study called ``name``; refused the usual way if missing or multi-objective."""
+    found = read_studies(conn, name=name)
+    if not found:
+        raise study_not_found(name, mask_url(url))
+    study = found[0]
+    if len(study.directions) > 1:
+        raise ReportError(
+            f"study {name!r} has {len(study.directions)} objectives; tuner's listings cover "
+            "single-objective studies (read it with plain Optuna)"
+        )
+    return study
 
 
-def _iso(moment: datetime) -> str:
-    return moment.replace(microsecond=0).isoformat(sep=" ")
+def _metric(user_attrs: Mapping[str, Any]) -> str:
+    return str((user_attrs.get(records.SPEC) or {}).get("metric", "value"))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.replace(microsecond=0).isoformat(sep=" ") if moment else None

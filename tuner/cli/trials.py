@@ -6,7 +6,6 @@ import shlex
 
 import click
 
-from tuner import records
 from tuner.cli.options import format_option, storage_option, study_argument
 
 # Literal here so `tuner --help` need not import optuna; tuner.catalog accepts the same.
@@ -48,10 +47,9 @@ def list_trials(
     """
     from tuner.catalog import trial_rows
     from tuner.cli.output import emit_rows
-    from tuner.storage import load_study, resolve_storage_url
+    from tuner.storage import resolve_storage_url
 
-    study = load_study(name, storage=resolve_storage_url(storage))
-    rows = trial_rows(study, state=state, sort=sort, limit=limit)
+    rows = trial_rows(resolve_storage_url(storage), name, state=state, sort=sort, limit=limit)
     emit_rows(rows, output_format=output_format, empty=f"No {state or ''} trials in {name!r}.")
 
 
@@ -66,23 +64,22 @@ def best(name: str, storage: str | None, output_format: str) -> None:
     Example:
       tuner best digits-mlp --format json
     """
+    from tuner.catalog import study_overview
     from tuner.cli.output import emit_record
     from tuner.errors import NoCompletedTrialError
-    from tuner.results import summarize
-    from tuner.storage import DEFAULT_STORAGE, load_study, mask_url, resolve_storage_url
+    from tuner.storage import DEFAULT_STORAGE, mask_url, resolve_storage_url
 
     url = resolve_storage_url(storage)
-    result = summarize(load_study(name, storage=url), storage_url=url)
+    result = study_overview(url, name)
     if result.best_trial is None:
         raise NoCompletedTrialError(
             f"study {name!r} has no completed trial yet ({result.n_trials} trials); "
             f"see `tuner trials list {name}` for what happened"
         )
-    spec = result.study.user_attrs.get(records.SPEC) or {}
     storage_arg = "" if url == DEFAULT_STORAGE else f" --storage {shlex.quote(mask_url(url))}"
     record = {
         "study": name,
-        "metric": spec.get("metric", "value"),
+        "metric": result.metric,
         "value": result.best_value,
         "trial": result.best_trial,
         "params": result.best_params,
@@ -104,7 +101,6 @@ def export(name: str, storage: str | None, output_format: str) -> None:
     """
     from tuner.catalog import trial_rows
     from tuner.cli.output import emit_rows
-    from tuner.storage import load_study, resolve_storage_url
+    from tuner.storage import resolve_storage_url
 
-    study = load_study(name, storage=resolve_storage_url(storage))
-    emit_rows(trial_rows(study), output_format=output_format)
+    emit_rows(trial_rows(resolve_storage_url(storage), name), output_format=output_format)
