@@ -199,8 +199,10 @@ def test_json_is_plain_and_has_the_documented_keys(stored):
         "importance",
         "declared_vs_measured",
         "batch_size",
+        "stages",
         "notes",
     }
+    assert data["stages"] == []  # a flat study
     p = data["importance"]["params"][0]
     assert set(p) == {
         "name",

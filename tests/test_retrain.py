@@ -4,6 +4,7 @@ Optuna artifact of the study."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -30,19 +31,27 @@ def _validation_rows(study):
     return load_dataset(spec.data, base_dir=Path.cwd(), seed=spec.seed)
 
 
+def _raw(dataset):
+    """The validation rows as the user has them, before tuner's scaling."""
+    return replace(dataset, x_val=dataset.x_val * dataset.scaling.scale + dataset.scaling.offset)
+
+
 def test_train_only_model_loads_and_scores_the_study_best_on_validation(cli, tiny_study, tmp_path):
     out = tmp_path / "best.keras"
     done = cli("retrain", "tiny", "--storage", tiny_study.url, "--out", str(out), "--train-only")
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="tiny", storage=tiny_study.url)
     model = import_keras().models.load_model(out)
-    score = evaluate(model, _validation_rows(study))["val_accuracy"]
+    raw = _raw(_validation_rows(study))
+    assert raw.x_val.max() == 16  # digits' raw pixel values: the model scales them itself
+    score = evaluate(model, raw)["val_accuracy"]
     assert score == pytest.approx(study.best_value, abs=TOLERANCE)
 
     info = json.loads(out.with_suffix(".json").read_text())
     assert info["trial"] == study.best_trial.number and info["trained_on"] == "train"
     assert info["params"]["batch_size"] == 2 ** study.best_trial.params["log2_batch_size"]
     assert info["metrics"]["val_accuracy"] == pytest.approx(score)
+    assert info["inputs"] == "raw"
 
     # The model is an artifact of the study, in <db>-artifacts beside the SQLite file.
     metas = get_all_artifact_meta(study)

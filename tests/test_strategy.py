@@ -263,3 +263,34 @@ def test_tuner_run_with_staged_strategy_trains_tier_one_first(cli, sqlite_url, t
     assert "log2_batch_size" in trials[1].params
     recorded = yaml.safe_load(json.dumps(study.user_attrs["tuner_spec"]))
     assert recorded["strategy"]["name"] == "staged"
+
+
+def test_studies_show_and_the_report_say_what_each_stage_decided(sqlite_url, cli, tmp_path):
+    study = run(sqlite_url, [])
+    frozen = stage_decisions(study)[1]["frozen"]["z"]
+    (low, high) = stage_decisions(study)[1]["narrowed"]["x"]
+
+    shown = cli("studies", "show", "s", "--storage", sqlite_url)
+    assert shown.returncode == 0, shown.stderr
+    lines = dict(line.split(None, 1) for line in shown.stdout.splitlines() if " " in line.strip())
+    assert lines["strategy"].strip() == "staged"
+    assert "stage 1    tiers 1 (adds x, z); trials 0-23 (24 ran)" in shown.stdout
+    stage2 = next(line for line in shown.stdout.splitlines() if "stage 2" in line)
+    assert f"frozen z={frozen:.4g}" in stage2 and f"x to [{low:.4g}, {high:.4g}]" in stage2
+    assert "importance on 24 trials" in stage2
+
+    data = tuner.report(study, path=tmp_path / "r.html")
+    assert [row["stage"] for row in data["stages"]] == [1, 2]
+    assert data["stages"][1]["frozen"] == {"z": frozen}
+    assert data["declared_vs_measured"]["space"] is not None  # optimize records its space
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert '<section id="stages">' in page and f"z={frozen:.4g}" in page
+    assert "## Staged search" in tuner.reporting.render_markdown(data)
+
+
+def test_a_flat_study_shows_no_stages(sqlite_url, cli):
+    run(sqlite_url, [], strategy="flat", n_trials=2)
+    shown = cli("studies", "show", "s", "--storage", sqlite_url, "--format", "json")
+    record = json.loads(shown.stdout)
+    assert record["strategy"] == "flat" and "stages" not in record
+    assert tuner.report("s", storage=sqlite_url)["stages"] == []

@@ -150,7 +150,17 @@ def study_record(study: optuna.Study, *, url: str) -> dict[str, Any]:
         "best_value": result.best_value,
         "best_trial": result.best_trial,
         "best_params": result.best_params,
+        **_strategy_fields(study),
     }
+
+
+def _strategy_fields(study: optuna.Study) -> dict[str, Any]:
+    """The strategy's name and, for a staged study, each stage and its decision."""
+    from tuner.strategy import stage_decisions, stage_line
+
+    name = (study.user_attrs.get(records.STRATEGY) or {}).get("name", "flat")
+    stages = {f"stage {row['stage']}": stage_line(row) for row in stage_decisions(study)}
+    return {"strategy": name, **({"stages": stages} if stages else {})}
 
 
 def trial_rows(

@@ -25,6 +25,18 @@ MAX_FLOAT_CLASSES = 20  # whole-valued float targets (a CSV's 0.0/1.0) with at m
 
 
 @dataclass(frozen=True)
+class Scaling:
+    """How raw inputs became what models see: ``(raw - offset) / scale``.
+
+    Per feature for tabular data, one number for images; kept so a retrained model can
+    carry the same step as a layer and take raw inputs.
+    """
+
+    offset: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Arrays ready for Keras, with what a model builder needs to know about them."""
 
@@ -35,6 +47,7 @@ class Dataset:
     task: Task
     n_outputs: int  # classes for classification, targets for regression
     name: str = "data"
+    scaling: Scaling | None = None  # None: the arrays are used as given
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -282,7 +295,10 @@ def _finish(
         x_train, y_train = x_train[:max_rows], y_train[:max_rows]
         x_val, y_val = x_val[: max(2, max_rows // 4)], y_val[: max(2, max_rows // 4)]
     task = infer_task(y_train, task)
-    x_train, x_val = _scale(x_train.astype("float32"), x_val.astype("float32"))
+    x_train, x_val = x_train.astype("float32"), x_val.astype("float32")
+    scaling = _scaling(x_train)
+    x_train = (x_train - scaling.offset) / scaling.scale
+    x_val = (x_val - scaling.offset) / scaling.scale
     if task == "classification":
         classes = np.unique(y_train)
         if len(classes) < 2:
@@ -295,7 +311,16 @@ def _finish(
     else:
         y_train, y_val = y_train.astype("float32"), y_val.astype("float32")
         n_outputs = 1 if y_train.ndim == 1 else int(y_train.shape[1])
-    return Dataset(x_train, y_train, x_val, y_val, task=task, n_outputs=n_outputs, name=name)  # type: ignore[arg-type]
+    return Dataset(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        task=task,
+        n_outputs=n_outputs,
+        name=name,
+        scaling=scaling,  # type: ignore[arg-type]
+    )
 
 
 def infer_task(y: np.ndarray, task: str = "auto") -> Task:
@@ -333,11 +358,11 @@ def _check_arrays(x: np.ndarray, y: np.ndarray, *, name: str) -> None:
         raise DataError(f"{name}: the target has NaN or infinite values; drop those rows")
 
 
-def _scale(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _scaling(x_train: np.ndarray) -> Scaling:
     """Images (rank >= 3) to [0, 1]; tabular features standardised on the train split."""
     if x_train.ndim >= 3:
         top = float(max(x_train.max(), 1.0))
-        return x_train / top, x_val / top
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+        return Scaling(offset=np.float32(0.0), scale=np.float32(top))
+    std = x_train.std(axis=0)
     std[std == 0] = 1.0
-    return (x_train - mean) / std, (x_val - mean) / std
+    return Scaling(offset=x_train.mean(axis=0), scale=std)

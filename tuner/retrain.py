@@ -109,6 +109,8 @@ def retrain(
         "seed": seed,
         "params": result.best_config,
         "metrics": metrics,
+        # what predict() takes: raw rows when the model carries tuner's scaling layer
+        "inputs": "raw" if dataset.scaling is not None else "as given",
     }
     _save_model_atomically(model, out)
     artifact_id = _record_artifact(study, out, artifact_dir)
@@ -156,10 +158,36 @@ def _train(
     metrics = {**final, **evaluate(model, dataset)}
     # Saved for prediction: a schedule such as tuner's LinearWarmup would make plain
     # `keras.models.load_model` fail, so the file keeps the loss and metrics but not the
-    # training optimizer (retrain again to continue training).
-    model.compile(loss=model.loss, metrics=default_metrics(dataset.task))
-    model.optimizer.build(model.trainable_variables)  # saved as loading rebuilds it: no warning
-    return model, metrics
+    # training optimizer (retrain again to continue training). Both the trained model and
+    # its raw-input wrapper are saved, so both are compiled without it.
+    loss = model.loss
+    wrapped = with_input_scaling(model, dataset)
+    for saved in (model, wrapped) if wrapped is not model else (model,):
+        saved.compile(loss=loss, metrics=default_metrics(dataset.task))
+        saved.optimizer.build(saved.trainable_variables)  # as loading rebuilds it: no warning
+    return wrapped, metrics
+
+
+def with_input_scaling(model: Any, dataset: Dataset) -> Any:
+    """``model`` behind a layer that scales raw inputs as the dataset's loader did.
+
+    Trials train on standardised (tabular) or [0, 1] (images) inputs; a saved model that
+    expected those would silently mispredict on the raw rows a user feeds it.
+    """
+    from tuner.keras_env import import_keras
+
+    if dataset.scaling is None:
+        return model
+    keras = import_keras()
+    offset, scale = dataset.scaling.offset, dataset.scaling.scale
+    scaled = keras.layers.Normalization(
+        axis=None if np.ndim(scale) == 0 else -1,
+        mean=offset,
+        variance=np.square(scale),
+        name="raw_input_scaling",
+    )
+    inputs = keras.Input(shape=dataset.input_shape, name="raw_inputs")
+    return keras.Model(inputs, model(scaled(inputs)), name=model.name)
 
 
 def _stored_spec(study: optuna.Study) -> StudySpec:

@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from tuner import records
 from tuner.errors import SpecError
 from tuner.space import SearchSpace, load_space, parse_tiers
 
@@ -99,6 +100,8 @@ def optimize(
         pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else make_pruner(pruner, {}),
     )
     search.prepare(study)
+    if records.SPACE not in study.user_attrs:  # reports set declared tiers beside measured ranks
+        study.set_user_attr(records.SPACE, resolved.model_dump(mode="json"))
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A resumed study must not replay the random start-up points of the first run.
     study.sampler = (

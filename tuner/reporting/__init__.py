@@ -61,6 +61,15 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
       "batch_size": null | [{"batch_size": int, "n_trials": int,
                              "median_seconds_per_epoch": float|null,
                              "median_value": float|null}],
+      "stages": [                            # staged strategy only; [] for a flat study
+        {"stage": int, "tiers": [int], "adds": [str], "start": int, "end": int|null,
+         "n_trials": int, "decided": bool,
+         # once decided (see tuner.strategy.stage_decisions):
+         "frozen", "frozen_all": {name: value}, "narrowed", "ranges": {name: [low, high]},
+         "evidence": null | {"status", "message", "n_used", "best_trial", "rule",
+                             "params": [{"name", "importance", "low", "high", "action"}]},
+         "computed_by": str}
+      ],
       "notes": [str]                         # subsampling, conditional params, skipped parts
     }
 

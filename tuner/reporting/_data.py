@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tuner import records
 from tuner.errors import ReportError
 from tuner.importance import compare_with_declared, measure_importance
+from tuner.strategy import stage_decisions
 
 if TYPE_CHECKING:
     import optuna
@@ -52,6 +53,7 @@ def build(study: optuna.Study, **importance_options: Any) -> dict[str, Any]:
             "rows": compare_with_declared(importance, tiers),
         },
         "batch_size": batch_size_table(study),
+        "stages": stage_decisions(study),
         "notes": notes,
     }
 

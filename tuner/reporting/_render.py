@@ -104,6 +104,21 @@ def declared_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def stage_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The staged strategy's stages and decisions as a table."""
+    from tuner.strategy import STAGE_COLUMNS, stage_cells
+
+    rows = [list(stage_cells(row).values()) for row in data["stages"]]
+    return [c.capitalize() for c in STAGE_COLUMNS], rows
+
+
+_STAGES_NOTE = (
+    '<p class="note">Each stage adds the next tier. At a boundary, importance measured on '
+    "the stage's trials freezes confidently unimportant parameters at the best trial's "
+    "value and narrows the ranges of important ones.</p>"
+)
+
+
 def markdown(data: dict[str, Any]) -> str:
     """The report as Markdown for a terminal (no plots)."""
     out = [f"# Report: {data['study']['name']}", "", *[f"- {line}" for line in summary_lines(data)]]
@@ -133,6 +148,8 @@ def markdown(data: dict[str, Any]) -> str:
                 for r in data["batch_size"]
             ],
         )
+    if data["stages"]:
+        out += ["", "## Staged search", "", *_md_table(*stage_rows(data))]
     if data["notes"]:
         out += ["", "## Notes", "", *[f"- {n}" for n in data["notes"]]]
     return "\n".join(out) + "\n"
@@ -166,6 +183,9 @@ def page(data: dict[str, Any], figures: list[dict[str, Any]]) -> str:
     parts += ['</section><section id="declared"><h2>Declared tier vs measured</h2>']
     parts.append(_html_table(*declared_rows(data), verdict_col=5))
     parts.append("</section>")
+    if data["stages"]:
+        parts += ['<section id="stages"><h2>Staged search</h2>', _STAGES_NOTE]
+        parts += [_html_table(*stage_rows(data)), "</section>"]
     if data["notes"]:
         parts += [
             '<section id="notes"><h2>Notes</h2><ul>',

@@ -25,6 +25,7 @@ from tuner import records
 from tuner.errors import SpecError
 from tuner.space import ALL_TIERS, SearchSpace
 from tuner.strategy._decide import effective_values
+from tuner.strategy._describe import STAGE_COLUMNS, stage_cells, stage_line
 from tuner.strategy._flat import FlatStrategy, Strategy
 from tuner.strategy._plan import StagedOptions
 from tuner.strategy._staged import StagedStrategy
@@ -32,6 +33,7 @@ from tuner.strategy._staged import StagedStrategy
 STRATEGIES = ("flat", "staged")
 
 __all__ = [
+    "STAGE_COLUMNS",
     "STRATEGIES",
     "FlatStrategy",
     "StagedOptions",
@@ -39,7 +41,9 @@ __all__ = [
     "Strategy",
     "effective_values",
     "make_strategy",
+    "stage_cells",
     "stage_decisions",
+    "stage_line",
 ]
 
 
