@@ -24,8 +24,9 @@ ended within the budget. Printed per task: mean ± std over seeds of the best va
 seeds of (seconds tuner needed to reach each peer's final best) / (the budget), "never"
 counted as infinite. Target: below 0.33 against kt-hyperband.
 
-Run: ``python benchmarks/peers.py`` (digits-mlp 60 s and diabetes-regression 30 s per
-contender and seed, 5 seeds: about 35 minutes on 2 cores); ``--budget 10 --seeds 1`` to try.
+Run: ``python benchmarks/peers.py`` (60 s per contender and seed, 5 seeds, 2 tasks: about
+26 minutes per task on the shared 2-core machine, start-up and the last trial included);
+``--tasks digits-mlp`` for one task, ``--budget 10 --seeds 1`` to try it out.
 """
 
 from __future__ import annotations
