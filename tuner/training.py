@@ -161,11 +161,12 @@ def train(
 def _batches(x: Any, y: Any, *, batch_size: int, shuffle_seed: int | None = None) -> Any:
     """The rows as a ``tf.data`` pipeline of batches, reshuffled each epoch if seeded.
 
-    Keras' own path for arrays (index permutation, parallel gather) made small models fit
-    1.2-2x slower on 2 CPU cores, and no faster on larger data (benchmarks/README.md,
-    Overhead). The shuffle buffer holds the whole training set, so that every epoch is
-    a full reshuffle as Keras' is. Prefetching overlaps the next batch with the current
-    step: no gain for digits on CPU, 5-30% with 20,000 rows of 784 features.
+    Keras' own path for arrays (index permutation, parallel gather) took 1.1-1.9x as
+    long to fit the digits MLP on 2 CPU cores and was no faster on 20,000 rows of 784
+    features (benchmarks/README.md, Overhead). The shuffle buffer holds the whole
+    training set, so that every epoch is a full reshuffle as with Keras. Prefetching
+    overlaps the next batch with the current step: no gain on digits, 4-14% on the
+    larger rows, and what an accelerator needs.
     """
     import tensorflow as tf
 
