@@ -1,39 +1,60 @@
 """Overhead of tuner over a bare Keras loop training the very same configurations.
 
-Contenders, run interleaved in one process, several repetitions each:
+Contenders, interleaved one configuration at a time (bare, SQLite, PostgreSQL for
+configuration 1, then configuration 2, ...; the order rotates) so that the load of a
+shared machine drifts over all of them alike:
 
-- bare-keras: build, compile and fit each configuration in a plain loop (no storage,
-  no callbacks beyond Keras' own);
-- tuner-sqlite / tuner-postgres: the same configurations enqueued into a tuner study
-  (spec, storage, pruning callback with a no-op pruner so every trial trains fully,
-  per-epoch reporting, user attributes, Keras state cleared between trials).
+- bare-keras: what a hand-written script does: the same model built, compiled and fit
+  on the arrays; no storage, no callbacks, no clean-up between models;
+- tuner-sqlite / tuner-postgres: the configuration enqueued into a tuner study and run
+  by ``tuner.runner.execute``: per-epoch reports, the median pruner's questions (with
+  ``n_startup_trials`` so high that it never prunes, so every trial trains fully, yet
+  reads the study as it does in a real run), user attributes, Keras state released.
 
-Figure: median wall time of each contender and its ratio to bare-keras (target <= 1.05).
-Run: ``python benchmarks/overhead.py [--reps 3] [--epochs 10]`` (about 4 minutes; the
+Each ``execute`` here runs one trial; the benchmark holds what ``execute`` holds over a
+whole study (``tuner.memory.long_lived_frozen``) across those calls, so that each trial
+is timed as inside one long run. Per-study costs (creating the study) are printed apart.
+
+Figures, per trial: each contender's median wall time; tuner/bare for each pair (same
+configuration, same round), their median, quartiles and extremes; and where tuner's
+time goes: training (build, compile, fit), storage calls, memory release, and tuner's
+own time (all but training, per-epoch storage calls included). Target: ratio <= 1.05.
+Run: ``python benchmarks/overhead.py [--rounds 5] [--epochs 10]`` (about 6 minutes; the
 PostgreSQL contender is skipped when the server on 127.0.0.1:5432 is not reachable).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import dataclasses
+import functools
+import os
 import platform
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_DB = f"tuner_bench_overhead_{uuid.uuid4().hex[:8]}"
+NEVER = 10**9  # n_startup_trials: the median pruner reads the study but never prunes
 CONFIGS = [  # model values of the searched tier 1-2 parameters
     {"learning_rate": 1e-3, "batch_size": 32, "units": 64},
     {"learning_rate": 3e-3, "batch_size": 64, "units": 128},
     {"learning_rate": 1e-2, "batch_size": 128, "units": 32},
     {"learning_rate": 3e-4, "batch_size": 16, "units": 256},
 ]
+# Time spent in these, per trial: training, Optuna's storage as the trial sees it, the
+# per-epoch calls, and tuner's clean-up.
+SPANS: dict[str, list[float]] = collections.defaultdict(list)
 
 
-def _spec(epochs: int):
+def _spec(epochs: int) -> Any:
     from tuner.spec import resolve_spec
 
     raw = {
@@ -41,44 +62,108 @@ def _spec(epochs: int):
         "data": {"source": "digits"},
         "training": {"max_epochs": epochs},
         "space": {"file": str(ROOT / "search_spaces" / "importance-ranked.yaml"), "tiers": "1-2"},
-        "pruner": "none",
-        "budget": {"n_trials": len(CONFIGS)},
+        "pruner": {"name": "median", "options": {"n_startup_trials": NEVER, "n_warmup_steps": 3}},
+        "budget": {"n_trials": 1},
     }
     return resolve_spec(raw, base_dir=ROOT, source="overhead")
 
 
-def bare_keras(resolved, dataset) -> None:
-    from tuner.objective import release_keras_memory
-    from tuner.training import train
+class BareKeras:
+    """What a hand-written script does with one configuration."""
 
-    defaults = resolved.space.defaults()
-    for number, config in enumerate(CONFIGS):
-        model, _ = train(
-            {**defaults, **config}, dataset, epochs=resolved.spec.training.max_epochs, seed=number
+    def __init__(self, resolved: Any, dataset: Any, *, epochs: int) -> None:
+        self.defaults = resolved.space.defaults()
+        self.dataset = dataset
+        self.epochs = epochs
+
+    def before(self, config: dict[str, Any]) -> None:
+        pass
+
+    def run(self, config: dict[str, Any]) -> None:
+        from tuner.keras_env import import_keras
+        from tuner.models import build_mlp
+
+        keras = import_keras()
+        keras.utils.set_random_seed(0)
+        params, data = {**self.defaults, **config}, self.dataset
+        model = build_mlp(
+            params, input_shape=data.input_shape, n_outputs=data.n_outputs, task=data.task
         )
-        del model
-        release_keras_memory()  # a fair loop frees memory too
+        model.compile(
+            optimizer=keras.optimizers.Adam(params["learning_rate"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=params["batch_size"],
+            epochs=self.epochs,
+            verbose=0,
+            validation_data=(data.x_val, data.y_val),
+        )
+
+    def after(self) -> None:
+        pass
 
 
-def through_tuner(resolved, dataset, url: str) -> None:
-    from tuner.runner import execute, prepare_run
+class TunerContender:
+    """One study on one storage: each configuration is enqueued, then run by ``execute``."""
 
-    prepared = prepare_run(
-        resolved,
-        storage_url=url,
-        dataset=dataset,
-        overwrite=True,
-        study_name=f"overhead-{uuid.uuid4().hex[:8]}",
-    )
-    for config in CONFIGS:
-        stored = {
-            resolved.space.parameters[k].stored_name(k): resolved.space.parameters[k].to_stored(v)
-            for k, v in config.items()
-        }
-        prepared.study.enqueue_trial(stored)
-    execute(prepared)
-    states = {t.state.name for t in prepared.study.trials}
-    assert states == {"COMPLETE"}, f"a trial did not complete: {states}"
+    def __init__(self, resolved: Any, dataset: Any, url: str, refreeze: Callable) -> None:
+        from tuner.runner import prepare_run
+
+        started = time.perf_counter()
+        self.prepared = prepare_run(
+            resolved, storage_url=url, dataset=dataset, study_name=f"overhead-{uuid.uuid4().hex}"
+        )
+        self.prepare_s = time.perf_counter() - started
+        self.space = resolved.space
+        self.refreeze = refreeze
+
+    def before(self, config: dict[str, Any]) -> None:
+        params = self.space.parameters
+        stored = {params[k].stored_name(k): params[k].to_stored(v) for k, v in config.items()}
+        self.prepared.study.enqueue_trial(stored)
+
+    def run(self, config: dict[str, Any]) -> None:
+        from tuner.runner import execute
+
+        one_trial = dataclasses.replace(self.prepared, total_trials=1, finished_before=0)
+        execute(one_trial, callbacks=[self.refreeze])
+
+    def after(self) -> None:
+        last = self.prepared.study.trials[-1]
+        assert last.state.name == "COMPLETE", f"a trial did not complete: {last.state.name}"
+
+
+def _instrument() -> None:
+    """Time training, Optuna's storage calls, the per-epoch calls and the memory release."""
+    import optuna
+    from optuna.storages._cached_storage import _CachedStorage
+
+    import tuner.objective
+
+    def timed(owner: Any, name: str, span: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                SPANS[span].append(time.perf_counter() - started)
+
+        setattr(owner, name, wrapper)
+
+    for name in dir(optuna.storages.BaseStorage):
+        if not name.startswith("_") and callable(getattr(_CachedStorage, name)):
+            timed(_CachedStorage, name, "storage")
+    timed(optuna.Trial, "report", "epochs")
+    timed(optuna.Trial, "should_prune", "epochs")
+    timed(tuner.objective, "release_keras_memory", "release")
+    timed(tuner.objective, "train", "train")
 
 
 def _postgres_url() -> str | None:
@@ -87,54 +172,135 @@ def _postgres_url() -> str | None:
     try:
         engine = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            conn.execute(sa.text("drop database if exists tuner_bench_overhead"))
-            conn.execute(sa.text("create database tuner_bench_overhead"))
-        return PG_ADMIN.rsplit("/", 1)[0] + "/tuner_bench_overhead"
+            conn.execute(sa.text(f"create database {PG_DB}"))
+        return PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
     except Exception as exc:
         print(f"# PostgreSQL contender skipped: {type(exc).__name__}")
         return None
 
 
+def _drop_postgres() -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(
+            sa.text("select pg_terminate_backend(pid) from pg_stat_activity where datname = :n"),
+            {"n": PG_DB},
+        )
+        conn.execute(sa.text(f"drop database if exists {PG_DB}"))
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def _report(times: dict[str, list[float]], phases: dict[str, dict[str, list[float]]]) -> None:
+    bare = times["bare-keras"]
+    print(
+        f"{'contender':<15} {'median s':>8} {'ratio':>6} {'q1':>6} {'q3':>6} {'min':>6} {'max':>6}"
+    )
+    print(f"{'bare-keras':<15} {statistics.median(bare):>8.2f} {1:>6.3f}")
+    for name, values in times.items():
+        if name == "bare-keras":
+            continue
+        ratios = [t / b for t, b in zip(values, bare, strict=True)]
+        q1, med, q3 = _quartiles(ratios)
+        print(
+            f"{name:<15} {statistics.median(values):>8.2f} {med:>6.3f} {q1:>6.3f} {q3:>6.3f} "
+            f"{min(ratios):>6.3f} {max(ratios):>6.3f}"
+        )
+    print("per tuner trial, median ms: training | storage (calls) | per epoch | release | own")
+    for name, spans in phases.items():
+        calls = statistics.median(spans["storage_calls"])
+        ms = {k: 1000 * statistics.median(v) for k, v in spans.items()}
+        own = 100 * statistics.median(
+            [o / b for o, b in zip(spans["own"], times["bare-keras"], strict=True)]
+        )
+        print(
+            f"{name:<15} {ms['train']:>7.0f} | {ms['storage']:>7.0f} ({calls:.0f}) | "
+            f"{ms['epochs']:>5.0f} | {ms['release']:>5.0f} | {ms['own']:>5.0f} "
+            f"({own:.1f}% of bare)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
 
     from tuner.data import load_dataset
     from tuner.keras_env import import_keras
+    from tuner.memory import long_lived_frozen
 
     keras = import_keras()
     import optuna
+    import tensorflow as tf
 
     print(
-        f"# {platform.node()} {platform.machine()} python {platform.python_version()} "
-        f"keras {keras.__version__} optuna {optuna.__version__}"
+        f"# {platform.node()} {platform.machine()} {os.cpu_count()} cpus, python "
+        f"{platform.python_version()} tensorflow {tf.__version__} "
+        f"keras {keras.__version__} optuna {optuna.__version__}; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     resolved = _spec(args.epochs)
     dataset = load_dataset(resolved.spec.data, base_dir=ROOT, seed=0)
-    tmp = tempfile.mkdtemp()
-    contenders = {
-        "bare-keras": lambda: bare_keras(resolved, dataset),
-        "tuner-sqlite": lambda: through_tuner(resolved, dataset, f"sqlite:///{tmp}/overhead.db"),
-    }
+    _instrument()
     pg = _postgres_url()
+    with tempfile.TemporaryDirectory() as tmp, long_lived_frozen() as refreeze:
+        contenders: dict[str, Any] = {
+            "bare-keras": BareKeras(resolved, dataset, epochs=args.epochs),
+            "tuner-sqlite": TunerContender(resolved, dataset, f"sqlite:///{tmp}/o.db", refreeze),
+        }
+        if pg:
+            contenders["tuner-postgres"] = TunerContender(resolved, dataset, pg, refreeze)
+        for contender in contenders.values():  # first-use costs (kernels, queries) paid once
+            contender.before(CONFIGS[0])
+            contender.run(CONFIGS[0])
+            contender.after()
+            refreeze(None, None)
+        times, phases = _measure(contenders, rounds=args.rounds, refreeze=refreeze)
     if pg:
-        contenders["tuner-postgres"] = lambda: through_tuner(resolved, dataset, pg)
-    bare_keras(resolved, dataset)  # warm-up: first-use costs (imports, kernels) paid once
+        _drop_postgres()
+    print(
+        f"{len(CONFIGS)} configurations x {args.epochs} epochs x {args.rounds} rounds; "
+        f"load average now {os.getloadavg()[0]:.1f}"
+    )
+    _report(times, phases)
+    for name, contender in contenders.items():
+        if isinstance(contender, TunerContender):
+            print(f"{name}: creating the study took {contender.prepare_s:.2f} s (once per study)")
+
+
+def _measure(
+    contenders: dict[str, Any], *, rounds: int, refreeze: Callable
+) -> tuple[dict[str, list[float]], dict[str, dict[str, list[float]]]]:
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for rep in range(args.reps):
-        order = list(contenders) if rep % 2 == 0 else list(reversed(contenders))
-        for name in order:
+    phases: dict[str, dict[str, list[float]]] = {
+        name: collections.defaultdict(list) for name in contenders if name != "bare-keras"
+    }
+    names = list(contenders)
+    for unit in range(rounds * len(CONFIGS)):
+        config = CONFIGS[unit % len(CONFIGS)]
+        shift = unit % len(names)
+        for name in names[shift:] + names[:shift]:
+            contenders[name].before(config)
+            SPANS.clear()
             started = time.perf_counter()
-            contenders[name]()
+            contenders[name].run(config)
             times[name].append(time.perf_counter() - started)
-    base = statistics.median(times["bare-keras"])
-    print(f"{len(CONFIGS)} configurations x {args.epochs} epochs, {args.reps} repetitions")
-    print(f"{'contender':<16} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>7}")
-    for name, values in times.items():
-        med = statistics.median(values)
-        print(f"{name:<16} {med:>9.2f} {min(values):>7.2f} {max(values):>7.2f} {med / base:>7.3f}")
+            contenders[name].after()
+            if name in phases:
+                for span in ("train", "storage", "epochs", "release"):
+                    phases[name][span].append(sum(SPANS[span]))
+                phases[name]["storage_calls"].append(len(SPANS["storage"]))
+                own = times[name][-1] - sum(SPANS["train"]) + sum(SPANS["epochs"])
+                phases[name]["own"].append(own)
+            else:  # what tuner does after each trial, done for the bare loop untimed
+                refreeze(None, None)
+    return times, phases
 
 
 if __name__ == "__main__":

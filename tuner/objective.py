@@ -7,7 +7,6 @@ trial alone (diverged, out of memory, an odd combination, a non-finite metric) r
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import resource
@@ -20,8 +19,9 @@ import optuna
 
 from tuner import records
 from tuner.data import Dataset
-from tuner.keras_env import import_keras
+from tuner.memory import release_keras_memory
 from tuner.models import Builder
+from tuner.pruning import pruning_callback
 from tuner.space import ALL_TIERS, SearchSpace
 from tuner.strategy import Strategy
 from tuner.training import Diverged, divergence_guard, train
@@ -59,9 +59,6 @@ class KerasObjective:
     strategy: Strategy | None = None  # None: flat over ``tiers`` with ``fixed``
 
     def __call__(self, trial: optuna.Trial) -> float:
-        import_keras()  # before optuna_integration imports it without our settings
-        from optuna_integration import KerasPruningCallback
-
         trial.set_user_attr(records.WORKER, WORKER_ID)
         guard = divergence_guard()
         try:  # from the first suggestion on, so a Ctrl-C anywhere in the trial is recorded
@@ -82,7 +79,7 @@ class KerasObjective:
                 guard=guard,
                 mixed_precision=self.mixed_precision,
                 xla=self.xla,
-                callbacks=[KerasPruningCallback(trial, self.metric)],
+                callbacks=[pruning_callback(trial, monitor=self.metric)],
             )
             trial.set_user_attr(records.N_PARAMS, result.n_params)
             value = result.final(self.metric)
@@ -120,9 +117,3 @@ def failure_reason(exc: BaseException) -> str:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def release_keras_memory() -> None:
-    """Drop the finished trial's graphs and tensors, so memory stays flat over a long study."""
-    import_keras().backend.clear_session()
-    gc.collect()

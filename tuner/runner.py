@@ -23,6 +23,7 @@ from tuner._validation import check_name
 from tuner.data import Dataset, load_dataset
 from tuner.errors import SpecError, StudyExistsError, StudyNotFoundError, StudyStopped
 from tuner.keras_env import import_keras
+from tuner.memory import long_lived_frozen
 from tuner.models import Builder
 from tuner.objective import KerasObjective, TrialFailed
 from tuner.plugins import import_function
@@ -246,13 +247,13 @@ def execute(
     if prepared.total_trials is None and timeout is None:
         raise SpecError("a study needs a budget: give n_trials, a timeout, or both")
     breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
-    with _quiet_optuna():
+    with _quiet_optuna(), long_lived_frozen() as refreeze:
         prepared.study.optimize(
             prepared.objective,
             n_trials=prepared.remaining,
             timeout=timeout,
             catch=(TrialFailed,),
-            callbacks=[breaker, *callbacks],
+            callbacks=[breaker, refreeze, *callbacks],
         )
     if breaker.tripped:
         raise StudyStopped(

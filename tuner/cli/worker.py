@@ -58,6 +58,7 @@ def worker(
     from tuner.cli.progress import TrialProgress
     from tuner.errors import StudyStopped
     from tuner.keras_env import thread_env
+    from tuner.memory import long_lived_frozen
     from tuner.runner import CircuitBreaker
     from tuner.supervisor import EXIT_RECYCLE, EXIT_TERMINATED
     from tuner.workers import WorkerTerminated, run_worker
@@ -72,7 +73,8 @@ def worker(
         direction = study.direction.name.lower()
         callbacks.append(TrialProgress(total=None, direction=direction))
     try:
-        outcome = run_worker(study, prepared.objective, callbacks=callbacks)
+        with long_lived_frozen() as refreeze:
+            outcome = run_worker(study, prepared.objective, callbacks=[refreeze, *callbacks])
     except WorkerTerminated:
         click.echo("Terminated: the running trial is failed and queued again.", err=True)
         raise SystemExit(EXIT_TERMINATED) from None
