@@ -21,7 +21,6 @@ else a new trial from the study's budget (:meth:`ResilientRDBStorage.spending_bu
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import select
@@ -428,27 +427,24 @@ def _trials() -> Any:
 
 
 def _spend_one(session: Any, study_id: int) -> None:
-    """Take one trial from the study's budget, or raise :class:`BudgetSpent`.
+    """Take one trial from the study's budget in one UPDATE, or raise :class:`BudgetSpent`.
 
-    Compare-and-set: on SQLite the read runs outside the write lock, so a concurrent
-    spender makes the update miss and the loop reads again (holding the lock by then).
+    The CASE keeps PostgreSQL from casting other attributes' JSON to a number, as it may
+    test the conditions of a WHERE clause in any order.
     """
     import sqlalchemy as sa
     from optuna.storages._rdb.models import StudyUserAttributeModel
 
     attrs = StudyUserAttributeModel.__table__
-    budget = (attrs.c.study_id == study_id) & (attrs.c.key == records.BUDGET)
-    while True:
-        left = session.execute(sa.select(attrs.c.value_json).where(budget)).scalar_one_or_none()
-        if left is None or json.loads(left) < 1:
-            raise BudgetSpent()
-        spent = session.execute(
-            sa.update(attrs)
-            .where(budget, attrs.c.value_json == left)
-            .values(value_json=json.dumps(json.loads(left) - 1))
-        )
-        if spent.rowcount == 1:
-            return
+    is_budget = attrs.c.key == records.BUDGET
+    left = sa.case((is_budget, sa.cast(attrs.c.value_json, sa.Integer)), else_=0)
+    spent = session.execute(
+        sa.update(attrs)
+        .where(attrs.c.study_id == study_id, is_budget, left > 0)
+        .values(value_json=sa.cast(left - 1, sa.Text))
+    )
+    if spent.rowcount != 1:
+        raise BudgetSpent()
 
 
 def is_connection_error(exc: BaseException) -> bool:
