@@ -318,8 +318,10 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
     def claim_next(self, study_id: int) -> int | None:
         """Claim the study's oldest WAITING trial, or return None if there is none.
 
-        One statement, where Optuna's pop reads every WAITING trial and then claims them
-        in turn; PostgreSQL's SKIP LOCKED sends concurrent workers to different trials.
+        One UPDATE, where Optuna's pop reads every WAITING trial and then claims them in
+        turn; PostgreSQL's SKIP LOCKED sends concurrent workers to different trials. A read
+        goes first: usually nothing waits, and on SQLite an UPDATE takes the write lock
+        even when it changes nothing.
         """
         import sqlalchemy as sa
 
@@ -329,10 +331,13 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
             .where(queued.c.study_id == study_id, queued.c.state == TrialState.WAITING)
             .order_by(queued.c.trial_id)
             .limit(1)
-            .with_for_update(skip_locked=True)  # SQLite has no such clause: writes queue up
-            .scalar_subquery()
         )
-        return self._claim(_trials().c.trial_id == oldest)
+        with self.engine.connect() as conn:
+            if conn.execute(oldest).first() is None:
+                return None
+        # SQLite has no SKIP LOCKED (nor needs it: its writers queue up).
+        taken = oldest.with_for_update(skip_locked=True).scalar_subquery()
+        return self._claim(_trials().c.trial_id == taken)
 
     def _claim(self, which: Any) -> int | None:
         """Move the WAITING trial ``which`` selects to RUNNING, in one atomic UPDATE.
