@@ -42,8 +42,7 @@ COUNTED = (
     TrialState.RUNNING,
     TrialState.WAITING,
 )
-# A worker waiting for others' last trials exits this soon after them (a few tiny queries).
-IDLE_POLL_S = 0.5
+IDLE_WAITS_S = (0.05, 2.0)  # first and longest wait between looks while others run trials
 OUT_OF_MEMORY = "out of memory"
 TERMINATED = "terminated"
 
@@ -103,6 +102,7 @@ def run_worker(
     done = 0
     sigterm = _Sigterm()
     reap = _reaper(study)
+    idle = _idle_waits()
     # As inside Study.optimize: callbacks (the circuit breaker) may call study.stop().
     study._thread_local.in_optimize_loop = True
     previous = signal.signal(signal.SIGTERM, sigterm.handle)
@@ -116,10 +116,11 @@ def run_worker(
             if trial is None:
                 if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     return WorkerOutcome("drained", done)
-                time.sleep(IDLE_POLL_S)
+                time.sleep(next(idle))
                 continue
             frozen = run_trial(study, trial, objective, sigterm=sigterm)
             done += 1
+            idle = _idle_waits()
             for callback in callbacks:
                 callback(study, frozen)
             if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
@@ -274,6 +275,15 @@ def _rdb_storage(study: optuna.Study) -> ResilientRDBStorage:
     if not isinstance(storage, ResilientRDBStorage):
         raise TypeError("workers need a study opened with tuner.storage.open_storage")
     return storage
+
+
+def _idle_waits() -> Iterator[float]:
+    """Waits between looks while other workers' trials run: short at first, as theirs may
+    be ending (a short study would otherwise wait for nothing), then ever longer."""
+    wait, longest = IDLE_WAITS_S
+    while True:
+        yield wait
+        wait = min(wait * 2, longest)
 
 
 def _reaper(study: optuna.Study) -> Callable[[], None]:
