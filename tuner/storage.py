@@ -384,7 +384,7 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         if not getattr(_spending, "on", False):
             return super()._get_prepared_new_trial(study_id, template_trial, session)
         _spend_one(session, study_id)
-        trial = super()._get_prepared_new_trial(study_id, template_trial, session)
+        trial: Any = super()._get_prepared_new_trial(study_id, template_trial, session)
         self._first_beat(session, trial.trial_id)
         return trial
 

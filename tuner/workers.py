@@ -175,7 +175,8 @@ def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
     Optuna's heartbeat thread beats at once; taking the trial wrote that beat already
     (``tuner.storage``), so this one waits an interval first: one write less per trial.
     """
-    interval = study._storage.get_heartbeat_interval()
+    storage = _rdb_storage(study)
+    interval = storage.get_heartbeat_interval()
     if interval is None:
         yield
         return
@@ -183,7 +184,7 @@ def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
 
     def beat() -> None:
         while not stop.wait(interval):
-            study._storage.record_heartbeat(trial_id)
+            storage.record_heartbeat(trial_id)
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
     thread.start()
@@ -289,7 +290,7 @@ def _idle_waits() -> Iterator[float]:
 def _reaper(study: optuna.Study) -> Callable[[], None]:
     """Reaping, at most once per heartbeat interval: a trial turns stale a grace period
     after its last beat, so looking before every trial finds nothing sooner."""
-    interval = study._storage.get_heartbeat_interval() or 0
+    interval = _rdb_storage(study).get_heartbeat_interval() or 0
     due = 0.0
 
     def reap() -> None:
