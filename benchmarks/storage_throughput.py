@@ -2,41 +2,59 @@
 
 A trivial objective (one float, no training) isolates the cost of the storage: for 1, 2
 and 4 worker processes on SQLite and PostgreSQL, tuner's path (open_storage: retries,
-heartbeat, queued budget, atomic claims) runs next to a plain Optuna script
-(``study.optimize`` on the same URL, budget split between processes), and the ratio
-tuner/plain is printed. Run from the repository root:
+heartbeat, exact budget, atomic claims) runs next to a plain Optuna script
+(``study.optimize`` on the same URL, budget split between processes). The contenders
+alternate, repetition after repetition; each row gives the median trials/s with the
+min-max over the repetitions and the ratio of the medians tuner/plain.
 
-    PYTHONPATH=. python benchmarks/storage_throughput.py --trials 200
-    PYTHONPATH=. python benchmarks/storage_throughput.py --postgres postgresql+psycopg://postgres@127.0.0.1/postgres
+The clock starts when every worker has imported its modules and opened the study (they
+wait on a start line) and stops when the last worker's loop returns: the start-up and
+exit of the interpreter are left out.
+
+Run from the repository root (about 6 minutes with the defaults on 2 cores):
+
+    PYTHONPATH=. python benchmarks/storage_throughput.py --trials 100 --reps 3
+    PYTHONPATH=. python benchmarks/storage_throughput.py --backends postgresql --workers 1
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
+# Both workers print "ready" once set up, wait for a line on stdin, run the loop, and
+# print the time it ended.
 TUNER_WORKER = """
-import sys, optuna
+import sys, time, optuna
 from tuner.storage import open_storage
 from tuner.workers import run_worker
 study = optuna.load_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]),
                           sampler=optuna.samplers.RandomSampler())
+print("ready", flush=True); sys.stdin.readline()
 run_worker(study, lambda t: t.suggest_float("x", -1, 1) ** 2)
+print(time.time(), flush=True)
 """
 PLAIN_WORKER = """
-import sys, optuna
+import sys, time, optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 study = optuna.load_study(study_name=sys.argv[2], storage=sys.argv[1],
                           sampler=optuna.samplers.RandomSampler())
+print("ready", flush=True); sys.stdin.readline()
 study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=int(sys.argv[3]))
+print(time.time(), flush=True)
 """
 
 
@@ -48,10 +66,12 @@ def _create(url: str, name: str, trials: int, *, tuner: bool) -> None:
         from tuner.storage import open_storage
         from tuner.workers import reserve_trials
 
-        study = optuna.create_study(study_name=name, storage=open_storage(url))
-        reserve_trials(study, total=trials)
+        storage = open_storage(url, heartbeat=False)
+        reserve_trials(optuna.create_study(study_name=name, storage=storage), total=trials)
     else:
-        optuna.create_study(study_name=name, storage=url)
+        storage = optuna.storages.RDBStorage(url)
+        optuna.create_study(study_name=name, storage=storage)
+    storage.engine.dispose()
 
 
 def measure(url: str, *, workers: int, trials: int, tuner: bool) -> float:
@@ -61,58 +81,93 @@ def measure(url: str, *, workers: int, trials: int, tuner: bool) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     script = TUNER_WORKER if tuner else PLAIN_WORKER
     share = str(trials // workers)
-    started = time.perf_counter()
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, url, name, share], env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, name, share],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(workers)
     ]
-    codes = [p.wait() for p in procs]
-    elapsed = time.perf_counter() - started
-    if any(codes):
-        raise SystemExit(f"a worker failed: exit codes {codes}")
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    started = time.time()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.close()
+    ended = []
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if proc.wait() != 0 or not line:
+            raise SystemExit(f"a worker failed: exit code {proc.returncode}")
+        ended.append(float(line))
+    elapsed = max(ended) - started
     return trials / elapsed
 
 
-def _fresh_pg(admin_url: str) -> tuple[str, object]:
+@contextmanager
+def fresh_database(backend: str, tmp: str) -> Iterator[str]:
+    """A new empty database of that backend, removed afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp}/{uuid.uuid4().hex}.db"
+        return
     import sqlalchemy as sa
 
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     name = f"tuner_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'create database "{name}"'))
-    return admin_url.rsplit("/", 1)[0] + f"/{name}", (admin, name)
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database "{name}" with (force)'))
+        admin.dispose()
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _summary(rates: list[float]) -> str:
+    return f"{statistics.median(rates):>6.1f} [{min(rates):.1f}-{max(rates):.1f}]"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument(
-        "--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    counts = [int(n) for n in args.workers.split(",")]
-    print(f"{'backend':<10} {'workers':>7} {'tuner t/s':>10} {'plain t/s':>10} {'ratio':>6}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for backend in ("sqlite", "postgresql"):
-            for workers in counts:
-                rates = []
-                for tuner in (True, False):
-                    if backend == "sqlite":
-                        url = f"sqlite:///{tmp}/{uuid.uuid4().hex}.db"
-                        rates.append(measure(url, workers=workers, trials=args.trials, tuner=tuner))
-                        continue
-                    import sqlalchemy as sa
+    import optuna
+    import sqlalchemy
 
-                    url, (admin, name) = _fresh_pg(args.postgres)
-                    try:
-                        rates.append(measure(url, workers=workers, trials=args.trials, tuner=tuner))
-                    finally:
-                        with admin.connect() as conn:  # type: ignore[attr-defined]
-                            conn.execute(sa.text(f'drop database "{name}" with (force)'))
+    print(
+        f"# {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"optuna {optuna.__version__}, sqlalchemy {sqlalchemy.__version__}; "
+        f"{args.trials} trials, {args.reps} reps; load average {_load()}"
+    )
+    print(f"{'backend':<10} {'workers':>7} {'tuner t/s':>18} {'plain t/s':>18} {'ratio':>6}  load")
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends.split(","):
+            for workers in [int(n) for n in args.workers.split(",")]:
+                rates: dict[bool, list[float]] = {True: [], False: []}
+                for rep in range(args.reps):
+                    # Alternate which contender goes first, so neither always meets a warm cache.
+                    for tuner in (True, False) if rep % 2 == 0 else (False, True):
+                        with fresh_database(backend, tmp) as url:
+                            rates[tuner].append(
+                                measure(url, workers=workers, trials=args.trials, tuner=tuner)
+                            )
+                ratio = statistics.median(rates[True]) / statistics.median(rates[False])
                 print(
-                    f"{backend:<10} {workers:>7} {rates[0]:>10.1f} {rates[1]:>10.1f} "
-                    f"{rates[0] / rates[1]:>6.2f}",
+                    f"{backend:<10} {workers:>7} {_summary(rates[True]):>18} "
+                    f"{_summary(rates[False]):>18} {ratio:>6.2f}  {_load()}",
                     flush=True,
                 )
 

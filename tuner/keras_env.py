@@ -29,6 +29,14 @@ def import_keras() -> ModuleType:
     return keras
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity (taskset, a cpuset), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on macOS and Windows
+        return os.cpu_count() or 1
+
+
 def thread_env(threads: int) -> dict[str, str]:
     """Environment that caps a process at ``threads`` CPU threads (TensorFlow and OpenMP).
 

@@ -10,16 +10,22 @@ or from the file named by ``$TUNER_DB_PASSWORD_FILE`` (a Docker secret), percent
 here, and every message shows URLs through :func:`mask_url`.
 
 Faults survived here rather than in every caller: connections a database restart killed
-are replaced (pre-ping); writes that meet a dropped connection are retried with backoff;
+are replaced before use; writes that meet a dropped connection are retried with backoff;
 the heartbeat outlives database outages; a trial whose worker died is failed after the
 grace period and re-queued with the same parameters up to ``$TUNER_MAX_RETRY`` times.
+
+Workers take trials here too, each in one transaction: the oldest queued (WAITING) trial,
+else a new trial from the study's budget (:meth:`ResilientRDBStorage.spending_budget`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import select
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -28,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from tuner import records
 from tuner.errors import StorageError, StudyNotFoundError
 
 if TYPE_CHECKING:
@@ -127,18 +134,45 @@ def _engine_kwargs(parsed: Any) -> dict[str, Any]:
         # The busy timeout makes concurrent local writers wait instead of failing at once.
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     if os.environ.get("TUNER_DB_POOL") == "null":
-        # Behind PgBouncer (or with a tight max_connections) hold nothing between calls.
+        # Behind PgBouncer (or with a tight max_connections) hold nothing between calls;
+        # a connection opened for each call needs no check that it is still alive.
         from sqlalchemy.pool import NullPool
 
-        return {"poolclass": NullPool, "pool_pre_ping": True}
-    # Pre-ping replaces connections a database restart killed; recycle beats idle timeouts.
-    # One process runs one trial at a time, so its pool needs only the loop and heartbeat.
+        return {"poolclass": NullPool}
+    # One process runs one trial at a time, so its pool needs only the loop and heartbeat;
+    # recycling beats idle timeouts. Connections a database restart killed are replaced:
+    # psycopg's by _drop_closed_connections, other drivers' by a ping before every use.
     return {
-        "pool_pre_ping": True,
+        "pool_pre_ping": parsed.get_driver_name() != "psycopg",
         "pool_recycle": 300,
         "pool_size": CONNECTIONS_PER_WORKER,
         "max_overflow": 1,
     }
+
+
+def _drop_closed_connections(engine: Any) -> None:
+    """Replace pooled psycopg connections that the server has closed, before they are used.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip per checkout, and Optuna checks out a
+    connection for every storage call: it was a fifth of a worker's round trips. A server
+    that restarts, or terminates a backend, sends a FATAL notice and closes the socket, so
+    an idle pooled connection with input waiting is dead (nothing else writes to it). The
+    checkout event raising InvalidatePoolError is SQLAlchemy's own way to replace it, and
+    every older connection, exactly as a failed pre-ping does. A peer gone without closing
+    (a cut network) is left to the write retries, as a ping would hang on it too.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.exc import InvalidatePoolError
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if dbapi_connection.closed or _has_input(dbapi_connection.pgconn.socket):
+            raise InvalidatePoolError("the database server closed this connection")
+
+
+def _has_input(fd: int) -> bool:
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def open_storage(
@@ -195,6 +229,8 @@ def open_storage(
             f"storage {masked}: {str(exc).splitlines()[0]} (stop every worker, then run "
             f"`tuner storage upgrade --storage URL`)"
         ) from None
+    if storage.engine.driver == "psycopg":
+        _drop_closed_connections(storage.engine)
     if create and parsed.get_backend_name() == "sqlite":
         _use_wal(storage)
     return storage
@@ -317,6 +353,14 @@ def _heartbeat_kwargs() -> dict[str, Any]:
     }
 
 
+class BudgetSpent(Exception):
+    """The study's budget allows no further trial (raised inside ``spending_budget``)."""
+
+
+# Set while this thread creates a trial that is to spend its study's budget.
+_spending = threading.local()
+
+
 class ResilientRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage, made to outlive dropped connections and database restarts.
 
@@ -335,7 +379,7 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
         if state == TrialState.RUNNING:
-            return self._claim(trial_id)
+            return self._claim(_trials().c.trial_id == trial_id) is not None
         if not state.is_finished():
             return super().set_trial_state_values(trial_id, state, values)
         try:
@@ -350,8 +394,32 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
                 return True
             raise
 
-    def _claim(self, trial_id: int) -> bool:
-        """Move a queued trial to RUNNING if no other worker did: one atomic UPDATE.
+    def claim_next(self, study_id: int) -> int | None:
+        """Claim the study's oldest WAITING trial, or return None if there is none.
+
+        One UPDATE, where Optuna's pop reads every WAITING trial and then claims them in
+        turn; PostgreSQL's SKIP LOCKED sends concurrent workers to different trials. A read
+        goes first: usually nothing waits, and on SQLite an UPDATE takes the write lock
+        even when it changes nothing.
+        """
+        import sqlalchemy as sa
+
+        queued = _trials().alias("queued")
+        oldest = (
+            sa.select(queued.c.trial_id)
+            .where(queued.c.study_id == study_id, queued.c.state == TrialState.WAITING)
+            .order_by(queued.c.trial_id)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            if conn.execute(oldest).first() is None:
+                return None
+        # SQLite has no SKIP LOCKED (nor needs it: its writers queue up).
+        taken = oldest.with_for_update(skip_locked=True).scalar_subquery()
+        return self._claim(_trials().c.trial_id == taken)
+
+    def _claim(self, which: Any) -> int | None:
+        """Move the WAITING trial ``which`` selects to RUNNING, in one atomic UPDATE.
 
         Optuna reads the state, then writes it; on SQLite (no SELECT FOR UPDATE) two
         processes can both read WAITING and both run the trial. Not retried: after a lost
@@ -359,27 +427,54 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         """
         from datetime import datetime
 
-        from sqlalchemy import text
+        import sqlalchemy as sa
 
+        trials = _trials()
         with self.engine.begin() as conn:
             claimed = conn.execute(
-                text(
-                    "update trials set state = 'RUNNING', datetime_start = :now "
-                    "where trial_id = :id and state = 'WAITING'"
-                ),
-                {"now": datetime.now(), "id": trial_id},
-            )
-            if claimed.rowcount == 1 and self.heartbeat_interval is not None:
-                # In the same transaction: a worker killed before its heartbeat thread
-                # first beats must still be reaped (Optuna skips trials with no beat).
-                conn.execute(
-                    text(
-                        "insert into trial_heartbeats (trial_id, heartbeat) "
-                        "values (:id, current_timestamp)"
-                    ),
-                    {"id": trial_id},
-                )
-        return claimed.rowcount == 1
+                sa.update(trials)
+                .where(which, trials.c.state == TrialState.WAITING)
+                .values(state=TrialState.RUNNING, datetime_start=datetime.now())
+                .returning(trials.c.trial_id)
+            ).scalar_one_or_none()
+            if claimed is not None:
+                self._first_beat(conn, claimed)
+        return claimed
+
+    @contextlib.contextmanager
+    def spending_budget(self) -> Iterator[None]:
+        """Trials created inside spend one of their study's budget (:class:`BudgetSpent`
+        when none is left) and get their first heartbeat, in the creating transaction.
+
+        The budget (study user attribute ``tuner_budget``) is the number of trials workers
+        may still create. Queuing that many WAITING trials instead costs O(queue) per trial:
+        Optuna's cache re-reads every unfinished trial on every read.
+        """
+        _spending.on = True
+        try:
+            yield
+        finally:
+            _spending.on = False
+
+    def _get_prepared_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None, session: Any
+    ) -> Any:
+        # Optuna's step that adds the trial row, in its transaction, with the study locked.
+        if not getattr(_spending, "on", False):
+            return super()._get_prepared_new_trial(study_id, template_trial, session)
+        _spend_one(session, study_id)
+        trial: Any = super()._get_prepared_new_trial(study_id, template_trial, session)
+        self._first_beat(session, trial.trial_id)
+        return trial
+
+    def _first_beat(self, conn: Any, trial_id: int) -> None:
+        # In the claiming transaction: a worker killed before its heartbeat thread first
+        # beats must still be reaped (Optuna skips trials with no beat).
+        import sqlalchemy as sa
+        from optuna.storages._rdb.models import TrialHeartbeatModel
+
+        if self.heartbeat_interval is not None:
+            conn.execute(sa.insert(TrialHeartbeatModel.__table__).values(trial_id=trial_id))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         _retry(lambda: super(ResilientRDBStorage, self).set_trial_user_attr(trial_id, key, value))
@@ -407,6 +502,33 @@ def _retry(write: Callable[[], T]) -> T:
             log.warning("database write failed (%s); retrying in %.1fs", _first_line(exc), delay)
             time.sleep(delay)
             delay = min(delay * 2, 15.0)
+
+
+def _trials() -> Any:
+    from optuna.storages._rdb.models import TrialModel
+
+    return TrialModel.__table__
+
+
+def _spend_one(session: Any, study_id: int) -> None:
+    """Take one trial from the study's budget in one UPDATE, or raise :class:`BudgetSpent`.
+
+    The CASE keeps PostgreSQL from casting other attributes' JSON to a number, as it may
+    test the conditions of a WHERE clause in any order.
+    """
+    import sqlalchemy as sa
+    from optuna.storages._rdb.models import StudyUserAttributeModel
+
+    attrs = StudyUserAttributeModel.__table__
+    is_budget = attrs.c.key == records.BUDGET
+    left = sa.case((is_budget, sa.cast(attrs.c.value_json, sa.Integer)), else_=0)
+    spent = session.execute(
+        sa.update(attrs)
+        .where(attrs.c.study_id == study_id, is_budget, left > 0)
+        .values(value_json=sa.cast(left - 1, sa.Text))
+    )
+    if spent.rowcount != 1:
+        raise BudgetSpent()
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -1,11 +1,12 @@
-"""Many workers, one study: the trial budget is a queue in the storage, faults survived.
+"""Many workers, one study: the trial budget is held in the storage, faults survived.
 
-The study's budget is held as WAITING trials (:func:`reserve_trials`, run once by whoever
-creates the study); each worker pops one at a time (:func:`run_worker`), so any number
-of workers on any number of machines run exactly the requested number of trials and no
-worker needs to know of the others. A trial whose worker died is failed after the grace
-period and re-queued with the same parameters (``tuner.storage``), so the study still
-reaches its count.
+The study's budget is a count of trials still to create (:func:`reserve_trials`, run once
+by whoever creates the study); each worker takes one trial at a time (:func:`run_worker`):
+a queued (WAITING) trial first, else a new one that spends the budget in the transaction
+that creates it. So any number of workers on any number of machines run exactly the
+requested number of trials and no worker needs to know of the others. A trial whose
+worker died is failed after the grace period and re-queued with the same parameters
+(``tuner.storage``), so the study still reaches its count.
 
 Optuna's own ``Study.optimize`` creates a new trial whenever the queue is empty, which
 overshoots the budget by up to one trial per worker; hence this loop.
@@ -14,12 +15,15 @@ overshoots the budget by up to one trial per worker; hence this loop.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import optuna
@@ -27,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner import records
 from tuner.objective import TrialFailed, failure_reason
+from tuner.storage import BudgetSpent, ResilientRDBStorage
 
 Objective = Callable[[optuna.Trial], float]
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -37,7 +42,7 @@ COUNTED = (
     TrialState.RUNNING,
     TrialState.WAITING,
 )
-IDLE_POLL_S = 2.0
+IDLE_WAITS_S = (0.05, 2.0)  # first and longest wait between looks while others run trials
 OUT_OF_MEMORY = "out of memory"
 TERMINATED = "terminated"
 
@@ -58,9 +63,11 @@ class WorkerOutcome:
 
 
 def reserve_trials(study: optuna.Study, *, total: int) -> int:
-    """Queue WAITING trials until the study holds ``total``; returns how many were queued.
+    """Set the study's budget so that it ends with ``total`` trials; returns the trials
+    still to create.
 
-    A FAIL trial that was retried is replaced by its retry, so it does not count.
+    Queued (WAITING) trials count, as they run first; a FAIL trial that was retried is
+    replaced by its retry, so it does not count. Setting it again (``--resume``) is safe.
 
     Example:
         >>> reserve_trials(study, total=20)   # then start workers anywhere
@@ -69,9 +76,7 @@ def reserve_trials(study: optuna.Study, *, total: int) -> int:
     trials = study.get_trials(deepcopy=False, states=COUNTED)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     missing = max(0, total - (len(trials) - len(retried)))
-    for _ in range(missing):
-        # No fixed parameters: the sampler chooses them when a worker pops the trial.
-        study.enqueue_trial({})
+    study.set_user_attr(records.BUDGET, missing)
     return missing
 
 
@@ -81,7 +86,8 @@ def run_worker(
     *,
     callbacks: Sequence[TrialCallback] = (),
 ) -> WorkerOutcome:
-    """Run the study's queued trials one at a time until none is left.
+    """Run the study's trials, queued ones first, then its budget, one at a time until
+    none is left.
 
     While other workers' trials are RUNNING, the worker waits for them: a trial whose
     worker died is re-queued after the grace period and must not be left behind.
@@ -95,6 +101,8 @@ def run_worker(
     """
     done = 0
     sigterm = _Sigterm()
+    reap = _reaper(study)
+    idle = _idle_waits()
     # As inside Study.optimize: callbacks (the circuit breaker) may call study.stop().
     study._thread_local.in_optimize_loop = True
     previous = signal.signal(signal.SIGTERM, sigterm.handle)
@@ -103,15 +111,16 @@ def run_worker(
         while not study._stop_flag:
             if sigterm.requested:
                 raise WorkerTerminated()
-            _reap(study)
-            trial = _pop_queued(study)
+            reap()
+            trial = _take_trial(study)
             if trial is None:
                 if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     return WorkerOutcome("drained", done)
-                time.sleep(IDLE_POLL_S)
+                time.sleep(next(idle))
                 continue
             frozen = run_trial(study, trial, objective, sigterm=sigterm)
             done += 1
+            idle = _idle_waits()
             for callback in callbacks:
                 callback(study, frozen)
             if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
@@ -130,13 +139,11 @@ def run_trial(
     *,
     sigterm: _Sigterm | None = None,
 ) -> FrozenTrial:
-    """Run one popped trial under a heartbeat and record its outcome, whatever happens."""
-    from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own thread
-
+    """Run one taken trial under a heartbeat and record its outcome, whatever happens."""
     value: float | None = None
     state: TrialState | None = None
     interrupted: KeyboardInterrupt | None = None
-    with get_heartbeat_thread(trial._trial_id, study._storage):
+    with _heartbeat(study, trial._trial_id):
         try:
             with sigterm.armed() if sigterm else contextlib.nullcontext():
                 value = objective(trial)
@@ -161,11 +168,38 @@ def run_trial(
     return frozen
 
 
+@contextlib.contextmanager
+def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
+    """Beat every heartbeat interval while the trial runs.
+
+    Optuna's heartbeat thread beats at once; taking the trial wrote that beat already
+    (``tuner.storage``), so this one waits an interval first: one write less per trial.
+    """
+    storage = _rdb_storage(study)
+    interval = storage.get_heartbeat_interval()
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            storage.record_heartbeat(trial_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _tell(
     study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
 ) -> FrozenTrial:
     try:
-        return study.tell(trial, value, state=state)
+        return _told(study, trial, value, state)
     except ValueError:  # "Cannot tell a FAIL trial": failed as stale while we trained
         stale = study._storage.get_trial(trial._trial_id)
         if stale.state != TrialState.FAIL or value is None:
@@ -190,6 +224,24 @@ def _tell(
     return next(t for t in trials if t.user_attrs.get(records.RECOVERED_FROM) == stale.number)
 
 
+def _told(
+    study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
+) -> FrozenTrial:
+    """``study.tell`` without its final read of the whole trial back from the storage.
+
+    The trial's own copy already holds everything written during the trial (parameters,
+    attributes, reports); Optuna's tell step returns the state and values it stored.
+    """
+    from optuna.study._tell import _tell_with_warning
+
+    state, values, _ = _tell_with_warning(
+        study=study, trial=trial, value_or_values=value, state=state
+    )
+    frozen = copy.deepcopy(trial._cached_frozen_trial)
+    frozen.state, frozen.values, frozen.datetime_complete = state, values, datetime.now()
+    return frozen
+
+
 def _claim_retry_of(study: optuna.Study, number: int) -> optuna.Trial | None:
     for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         is_retry = waiting.system_attrs.get("retry_history", [None])[-1] == number
@@ -200,12 +252,54 @@ def _claim_retry_of(study: optuna.Study, number: int) -> optuna.Trial | None:
     return None
 
 
-def _pop_queued(study: optuna.Study) -> optuna.Trial | None:
-    """``Study.ask`` without its fallback of creating a trial when the queue is empty."""
+def _take_trial(study: optuna.Study) -> optuna.Trial | None:
+    """``Study.ask`` within the budget: a queued trial first (enqueued configurations,
+    retries), else a new one that spends the budget; None when neither is left."""
     study._thread_local.cached_all_trials = None  # as ask() does: sample from fresh trials
-    # Optuna's pop; the claim itself is atomic in ResilientRDBStorage (optuna<6 is pinned).
-    trial_id = study._pop_waiting_trial_id()
-    return None if trial_id is None else optuna.Trial(study, trial_id)
+    storage = _rdb_storage(study)
+    trial_id = storage.claim_next(study._study_id)
+    if trial_id is not None:
+        # Optuna's cache learns of a trial it did not create only by reading the study,
+        # and suggest() needs the cache to know it.
+        study._storage.get_all_trials(study._study_id, deepcopy=False, states=())
+        return optuna.Trial(study, trial_id)
+    with storage.spending_budget():
+        try:
+            trial_id = study._storage.create_new_trial(study._study_id)
+        except BudgetSpent:
+            return None
+    return optuna.Trial(study, trial_id)
+
+
+def _rdb_storage(study: optuna.Study) -> ResilientRDBStorage:
+    storage = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    if not isinstance(storage, ResilientRDBStorage):
+        raise TypeError("workers need a study opened with tuner.storage.open_storage")
+    return storage
+
+
+def _idle_waits() -> Iterator[float]:
+    """Waits between looks while other workers' trials run: short at first, as theirs may
+    be ending (a short study would otherwise wait for nothing), then ever longer."""
+    wait, longest = IDLE_WAITS_S
+    while True:
+        yield wait
+        wait = min(wait * 2, longest)
+
+
+def _reaper(study: optuna.Study) -> Callable[[], None]:
+    """Reaping, at most once per heartbeat interval: a trial turns stale a grace period
+    after its last beat, so looking before every trial finds nothing sooner."""
+    interval = _rdb_storage(study).get_heartbeat_interval() or 0
+    due = 0.0
+
+    def reap() -> None:
+        nonlocal due
+        if time.monotonic() >= due:
+            _reap(study)
+            due = time.monotonic() + interval
+
+    return reap
 
 
 def _reap(study: optuna.Study) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ def supervise(
     timeout: float | None,
 ) -> None:
     """Queue the study's budget, run one worker process per slot, report, stop on Ctrl-C."""
+    from tuner.keras_env import usable_cores
     from tuner.storage import check_connection_budget, sqlite_warning
     from tuner.supervisor import Supervisor
 
@@ -31,7 +31,7 @@ def supervise(
     study = prepared.study
     check_connection_budget(prepared.storage_url, workers=len(slots))
     queued = queue(prepared, quiet=True)
-    threads = max(1, (os.cpu_count() or 1) // len(slots))
+    threads = max(1, usable_cores() // len(slots))
     pinned = sorted({s for s in slots if s is not None})
     where = f" on GPU {','.join(pinned)}" if pinned else f", {threads} CPU thread(s) each"
     click.echo(f"{queued} trials queued; {len(slots)} workers{where}", err=True)
