@@ -7,12 +7,12 @@ in a subprocess, as a user starts it; the worker counts alternate, repetition af
 repetition.
 
 Per run: wall time of the command, trials per minute, cores busy (CPU seconds of the
-command and its workers over wall seconds), seconds until the first trial started, and
-the training span (first trial start to last trial end, which leaves out the start-up of
-the processes). Summary: the speed-up of N workers over 1 (median trials per minute), on
-the wall time and on the training span.
+command and its workers over wall seconds), seconds until the first trial started, the
+median training time of a trial, and the training span (first trial start to last trial
+end, which leaves out the start-up of the processes). Summary: the speed-up of N workers
+over 1 (median trials per minute), on the wall time and on the training span.
 
-Run from the repository root (about 6 minutes with the defaults on 2 cores):
+Run from the repository root (about 10 minutes with the defaults on the loaded 2-core VM):
 
     PYTHONPATH=. python benchmarks/parallel_scaling.py [--reps 2] [--epochs 10] [--workers 1,2,4]
 """
@@ -51,6 +51,7 @@ class Run:
     wall_s: float
     cpu_s: float
     first_trial_s: float  # from the command's start to the first trial's start
+    trial_s: float  # median training time of one trial, as the trial recorded it
     span_s: float  # first trial start to last trial end
 
     @property
@@ -88,6 +89,8 @@ def run(spec: Path, url: str, *, workers: int) -> Run:
     """Time ``tuner run --resume --workers N`` on a prepared study."""
     import optuna
 
+    from tuner import records
+
     command = [sys.executable, "-m", "tuner", "run", str(spec), "--storage", url, "--resume"]
     command += ["--tiers", "1-2", "--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -108,6 +111,7 @@ def run(spec: Path, url: str, *, workers: int) -> Run:
         wall_s=wall,
         cpu_s=_children_cpu() - cpu_before,
         first_trial_s=first.timestamp() - started_at,
+        trial_s=statistics.median(t.user_attrs[records.SECONDS] for t in trials),
         span_s=(last - first).total_seconds(),
     )
 
@@ -142,14 +146,17 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
+    from tuner.keras_env import usable_cores  # what `tuner run --workers` shares out
+
     print(
-        f"# {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"# {platform.machine()}, {os.cpu_count()} cores ({usable_cores()} usable), "
+        f"python {platform.python_version()}, "
         f"tensorflow {version('tensorflow')}, optuna {version('optuna')}; {len(CONFIGS)} trials of "
         f"{args.epochs} epochs, {args.reps} reps; load average {_load()}"
     )
     print(
         f"{'workers':>7} {'rep':>3} {'wall s':>7} {'trials/min':>10} {'cores busy':>10} "
-        f"{'1st trial s':>11} {'span s':>7}  load"
+        f"{'1st trial s':>11} {'trial s':>7} {'span s':>7}  load"
     )
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +170,7 @@ def main() -> None:
                 print(
                     f"{workers:>7} {rep:>3} {result.wall_s:>7.1f} {result.per_minute:>10.1f} "
                     f"{result.cpu_s / result.wall_s:>10.2f} {result.first_trial_s:>11.1f} "
-                    f"{result.span_s:>7.1f}  {_load()}",
+                    f"{result.trial_s:>7.1f} {result.span_s:>7.1f}  {_load()}",
                     flush=True,
                 )
     summarize(runs, counts)
