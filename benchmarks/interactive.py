@@ -31,10 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from _postgres import throwaway_database  # benchmarks/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,23 +134,6 @@ def write_study(url: str, name: str, trials: list) -> None:
     storage.engine.dispose()
 
 
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A throwaway PostgreSQL database (dropped afterwards); yields its URL."""
-    import sqlalchemy as sa
-
-    name = f"tuner_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-        admin.dispose()
-
-
 def commands(url: str, backend: str, sizes: list[int], tree: Path, *, before: bool) -> list:
     """(label, command, checkout) rows for one storage and one checkout of tuner.
 
@@ -238,7 +222,7 @@ def _maybe_postgres(admin_url: str | None) -> Iterator[str | None]:
     if admin_url is None:
         yield None
         return
-    with postgres_database(admin_url) as url:
+    with throwaway_database(admin_url) as url:
         yield url
 
 

@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from _postgres import throwaway_database  # benchmarks/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -115,18 +117,8 @@ def fresh_database(backend: str, tmp: str) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp}/{uuid.uuid4().hex}.db"
         return
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"tuner_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'drop database "{name}" with (force)'))
-        admin.dispose()
+    with throwaway_database(PG_ADMIN) as url:
+        yield url
 
 
 def _load() -> str:

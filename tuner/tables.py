@@ -33,6 +33,19 @@ _META = sa.MetaData()
 STUDIES = sa.Table(
     "studies", _META, sa.Column("study_id", sa.Integer), sa.Column("study_name", sa.String)
 )
+
+
+def _attributes(name: str, *, owner: str) -> sa.Table:
+    """One of Optuna's key/JSON-value attribute tables (study or trial, user or system)."""
+    return sa.Table(
+        name,
+        _META,
+        sa.Column(owner, sa.Integer),
+        sa.Column("key", sa.String),
+        sa.Column("value_json", sa.Text),
+    )
+
+
 DIRECTIONS = sa.Table(
     "study_directions",
     _META,
@@ -40,13 +53,7 @@ DIRECTIONS = sa.Table(
     sa.Column("objective", sa.Integer),
     sa.Column("direction", sa.Enum(StudyDirection)),
 )
-STUDY_ATTRS = sa.Table(
-    "study_user_attributes",
-    _META,
-    sa.Column("study_id", sa.Integer),
-    sa.Column("key", sa.String),
-    sa.Column("value_json", sa.Text),
-)
+STUDY_ATTRS = _attributes("study_user_attributes", owner="study_id")
 TRIALS = sa.Table(
     "trials",
     _META,
@@ -73,20 +80,8 @@ PARAMS = sa.Table(
     sa.Column("param_value", sa.Float),  # internal form: a categorical's index
     sa.Column("distribution_json", sa.Text),
 )
-TRIAL_ATTRS = sa.Table(
-    "trial_user_attributes",
-    _META,
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("key", sa.String),
-    sa.Column("value_json", sa.Text),
-)
-SYSTEM_ATTRS = sa.Table(
-    "trial_system_attributes",
-    _META,
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("key", sa.String),
-    sa.Column("value_json", sa.Text),
-)
+TRIAL_ATTRS = _attributes("trial_user_attributes", owner="trial_id")
+SYSTEM_ATTRS = _attributes("trial_system_attributes", owner="trial_id")
 CHUNK = 1000  # trial ids per IN (...) list, far below SQLite's and PostgreSQL's limits
 
 
