@@ -79,3 +79,49 @@ def test_ctrl_c_fails_the_running_trial_prints_the_summary_and_exits_130(
     assert [(t.state.name, t.user_attrs.get("fail_reason")) for t in trials] == [
         ("FAIL", "interrupted")
     ]
+
+
+def _builder_whose_interrupt_is_swallowed(signum: int):
+    """A model builder that receives ``signum`` and, as TensorFlow does when a signal lands
+    while it traces the first epoch, turns the interrupt into an error of its own."""
+
+    def build(params, **shapes):
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises long before this ends
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Detected unsupported operations when trying to trace") from exc
+        raise AssertionError(f"signal {signum} did not interrupt the builder")
+
+    return build
+
+
+def test_ctrl_c_turned_into_another_error_still_stops_the_run(tiny_spec, sqlite_url) -> None:
+    from tuner.runner import execute, prepare_run
+    from tuner.spec import load_spec
+
+    resolved = load_spec(tiny_spec(budget={"n_trials": 3}))
+    build = _builder_whose_interrupt_is_swallowed(signal.SIGINT)
+    prepared = prepare_run(resolved, storage_url=sqlite_url, builder=build)
+    with pytest.raises(KeyboardInterrupt):
+        execute(prepared)
+    assert [(t.state.name, t.user_attrs.get("fail_reason")) for t in prepared.study.trials] == [
+        ("FAIL", "interrupted")
+    ]
+
+
+def test_sigterm_turned_into_another_error_still_stops_the_worker(tiny_spec, sqlite_url) -> None:
+    from tuner.runner import prepare_run
+    from tuner.spec import load_spec
+    from tuner.workers import WorkerTerminated, reserve_trials, run_worker
+
+    resolved = load_spec(tiny_spec(budget={"n_trials": 3}))
+    build = _builder_whose_interrupt_is_swallowed(signal.SIGTERM)
+    prepared = prepare_run(resolved, storage_url=sqlite_url, builder=build)
+    reserve_trials(prepared.study, total=3)
+    with pytest.raises(WorkerTerminated):
+        run_worker(prepared.study, prepared.objective)
+    first, requeued = prepared.study.trials
+    assert (first.state.name, first.user_attrs.get("fail_reason")) == ("FAIL", "terminated")
+    assert requeued.state.name == "WAITING"
+    assert requeued.system_attrs["fixed_params"] == first.params

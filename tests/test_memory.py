@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
+import optuna
 import pytest
 
 from tuner.models import build_mlp
@@ -40,3 +41,22 @@ def test_every_model_is_freed_after_its_trial_pruned_or_not(tiny_spec, sqlite_ur
     assert [t.state.name for t in prepared.study.trials] == ["PRUNED"] * 3
     assert alive_after_trial == [0, 0, 0]
     assert gc.get_freeze_count() == frozen_before  # the run hands its frozen objects back
+
+
+def test_recycled_workers_run_the_whole_study_however_many_times_they_are_replaced(
+    tiny_spec, sqlite_url, cli
+):
+    from tuner.supervisor import MAX_RESTARTS_PER_SLOT
+
+    n_trials = MAX_RESTARTS_PER_SLOT + 2  # more replacements than a faulty worker may have
+    spec = tiny_spec(
+        data={"source": "digits", "max_rows": 200},
+        training={"max_epochs": 1},
+        budget={"n_trials": n_trials},
+    )
+    done = cli("run", str(spec), "--storage", sqlite_url, "--recycle-after", "1")
+    assert done.returncode == 0, done.stderr
+    assert "1 worker," in done.stderr and "starting a new one" not in done.stderr
+    assert f"Study tiny: {n_trials} trials ({n_trials} complete)" in done.stdout
+    trials = optuna.load_study(study_name="tiny", storage=sqlite_url).trials
+    assert len({t.user_attrs["worker"] for t in trials}) == n_trials  # a fresh process each

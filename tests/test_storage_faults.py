@@ -118,6 +118,21 @@ def test_sigterm_fails_and_requeues_the_running_trial_within_10s(sqlite_url):
     assert requeued.system_attrs["fixed_params"] == trial.params
 
 
+def test_a_worker_with_a_trial_limit_hands_over_until_the_budget_is_spent(sqlite_url):
+    from tuner.workers import run_worker
+
+    study = _queued_study(sqlite_url, 4)
+    study.sampler = optuna.samplers.RandomSampler()
+
+    def objective(trial):
+        return trial.suggest_float("x", -1, 1) ** 2
+
+    outcomes = [run_worker(study, objective, max_trials=2) for _ in range(2)]
+    # At its limit with nothing left, the second says so rather than ask for a successor.
+    assert [(o.reason, o.trials) for o in outcomes] == [("trial_limit", 2), ("drained", 2)]
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 4
+
+
 def test_doctor_warns_about_sqlite_with_many_workers(sqlite_url, cli):
     _queued_study(sqlite_url, 1)
     ok = cli("storage", "doctor", "--storage", sqlite_url)

@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from tuner import records
+from tuner import interrupts, records
 from tuner.data import Dataset
 from tuner.memory import release_keras_memory
 from tuner.models import Builder
@@ -89,6 +89,10 @@ class KerasObjective:
             trial.set_user_attr(records.FAIL_REASON, "interrupted")
             raise
         except Exception as exc:
+            interrupt = interrupts.received()
+            if interrupt is not None:  # TensorFlow turned the interrupt into this error
+                trial.set_user_attr(records.FAIL_REASON, "interrupted")
+                raise interrupt() from exc
             reason = failure_reason(exc)
             trial.set_user_attr(records.FAIL_REASON, reason)
             raise TrialFailed(reason) from exc

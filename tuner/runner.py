@@ -22,6 +22,7 @@ from tuner import records
 from tuner._validation import check_name
 from tuner.data import Dataset, load_dataset
 from tuner.errors import SpecError, StudyExistsError, StudyNotFoundError, StudyStopped
+from tuner.interrupts import noting_ctrl_c
 from tuner.keras_env import import_keras
 from tuner.memory import long_lived_frozen
 from tuner.models import Builder
@@ -247,7 +248,7 @@ def execute(
     if prepared.total_trials is None and timeout is None:
         raise SpecError("a study needs a budget: give n_trials, a timeout, or both")
     breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
-    with _quiet_optuna(), long_lived_frozen() as refreeze:
+    with _quiet_optuna(), noting_ctrl_c(), long_lived_frozen() as refreeze:
         prepared.study.optimize(
             prepared.objective,
             n_trials=prepared.remaining,

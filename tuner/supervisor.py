@@ -27,7 +27,8 @@ from tuner.keras_env import thread_env
 from tuner.storage import PASSWORD_ENV, without_password
 from tuner.workers import reap_study
 
-EXIT_RECYCLE = 75  # a worker asks to be replaced (out of GPU memory); EX_TEMPFAIL
+EXIT_OUT_OF_MEMORY = 75  # a worker asks to be replaced (out of GPU memory); EX_TEMPFAIL
+EXIT_TRIAL_LIMIT = 76  # a worker ran its --recycle-after trials; a fresh process goes on
 EXIT_TERMINATED = 128 + signal.SIGTERM  # a worker stopped by SIGTERM, as a shell reports it
 STOP_GRACE_S = 15  # SIGTERM -> the trial is failed and re-queued within 10 s; then SIGKILL
 MAX_RESTARTS_PER_SLOT = 5
@@ -73,9 +74,12 @@ def gpu_slots(gpus: str, *, per_gpu: int, found: list[str] | None = None) -> lis
     return [gpu for gpu in wanted for _ in range(per_gpu)]
 
 
-def worker_command(study_name: str, storage_url: str, *, data_dir: Path) -> list[str]:
+def worker_command(
+    study_name: str, storage_url: str, *, data_dir: Path, recycle_after: int | None = None
+) -> list[str]:
     """The argv of one worker: never a password (``ps`` shows it to every user)."""
     bare_url, _ = without_password(storage_url)
+    recycle = [] if recycle_after is None else ["--recycle-after", str(recycle_after)]
     return [
         sys.executable,
         "-m",
@@ -86,6 +90,7 @@ def worker_command(study_name: str, storage_url: str, *, data_dir: Path) -> list
         bare_url,
         "--data-dir",
         str(data_dir),
+        *recycle,
         "--quiet",
     ]
 
@@ -105,8 +110,11 @@ def worker_env(storage_url: str, *, threads: int, gpu: str | None) -> dict[str, 
 class Supervisor:
     """Keeps one worker process per slot alive until the study's queue is empty.
 
-    A worker that dies of a signal (kill -9, the OOM killer) or asks to be recycled is
-    restarted; the study's stale trials are reaped here too, so a dead worker's trial is
+    A worker that dies of a signal (kill -9, the OOM killer) or runs out of GPU memory is
+    restarted, up to :data:`MAX_RESTARTS_PER_SLOT` times per slot; one that ran its
+    ``recycle_after`` trials is replaced by a fresh process, as often as it takes
+    (TensorFlow never frees the graphs it traced, so a long-lived process only grows).
+    The study's stale trials are reaped here too, so a dead worker's trial is
     failed and re-queued within the grace period even when every other worker is busy.
 
     Example:
@@ -120,6 +128,7 @@ class Supervisor:
     slots: list[str | None]
     threads: int
     data_dir: Path
+    recycle_after: int | None = None
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None
     on_event: Callable[[str], None] = lambda message: None
     poll_s: float = 1.0
@@ -169,7 +178,12 @@ class Supervisor:
 
     def _start(self, slot: int) -> None:
         self._procs[slot] = subprocess.Popen(
-            worker_command(self.study.study_name, self.storage_url, data_dir=self.data_dir),
+            worker_command(
+                self.study.study_name,
+                self.storage_url,
+                data_dir=self.data_dir,
+                recycle_after=self.recycle_after,
+            ),
             env=worker_env(self.storage_url, threads=self.threads, gpu=self.slots[slot]),
             # Own session: Ctrl-C reaches the supervisor only, which stops workers in order.
             start_new_session=True,
@@ -184,13 +198,16 @@ class Supervisor:
             del self._procs[slot]
             if code == 0:
                 continue
+            if code == EXIT_TRIAL_LIMIT:  # planned: not a fault, so not counted
+                self._start(slot)
+                continue
             # Killed (kill -9, the OOM killer), stopped by someone else, or out of GPU memory.
-            restartable = code < 0 or code in (EXIT_RECYCLE, EXIT_TERMINATED)
+            restartable = code < 0 or code in (EXIT_OUT_OF_MEMORY, EXIT_TERMINATED)
             if restartable and self._restarts.get(slot, 0) < MAX_RESTARTS_PER_SLOT:
                 self._restarts[slot] = self._restarts.get(slot, 0) + 1
                 why = (
                     "recycled after running out of memory"
-                    if code == EXIT_RECYCLE
+                    if code == EXIT_OUT_OF_MEMORY
                     else f"stopped ({_signal(code)})"
                 )
                 self.on_event(f"worker {slot} {why}: starting a new one")

@@ -29,7 +29,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner import records
+from tuner import interrupts, records
+from tuner.interrupts import WorkerTerminated
 from tuner.objective import TrialFailed, failure_reason
 from tuner.storage import BudgetSpent, ResilientRDBStorage
 
@@ -49,14 +50,12 @@ TERMINATED = "terminated"
 log = logging.getLogger(__name__)
 
 
-class WorkerTerminated(KeyboardInterrupt):
-    """SIGTERM arrived (docker stop, preemption): stop the trial now, like Ctrl-C."""
-
-
 @dataclass(frozen=True)
 class WorkerOutcome:
-    """Why a worker stopped: ``drained`` (no trial left), ``recycle`` (out of GPU memory:
-    start a fresh process), or ``stopped`` (the study was stopped, e.g. circuit breaker)."""
+    """Why a worker stopped: ``drained`` (no trial left), ``out_of_memory`` (out of GPU
+    memory: start a fresh process), ``trial_limit`` (ran its ``max_trials`` while work is
+    left: start a fresh process), or ``stopped`` (the study was stopped, e.g. circuit
+    breaker)."""
 
     reason: str
     trials: int
@@ -85,9 +84,10 @@ def run_worker(
     objective: Objective,
     *,
     callbacks: Sequence[TrialCallback] = (),
+    max_trials: int | None = None,
 ) -> WorkerOutcome:
     """Run the study's trials, queued ones first, then its budget, one at a time until
-    none is left.
+    none is left, or until this worker ran ``max_trials``.
 
     While other workers' trials are RUNNING, the worker waits for them: a trial whose
     worker died is re-queued after the grace period and must not be left behind.
@@ -105,29 +105,28 @@ def run_worker(
     idle = _idle_waits()
     # As inside Study.optimize: callbacks (the circuit breaker) may call study.stop().
     study._thread_local.in_optimize_loop = True
-    previous = signal.signal(signal.SIGTERM, sigterm.handle)
-    previous_alarm = signal.signal(signal.SIGALRM, sigterm.handle)  # a deferred SIGTERM
     try:
-        while not study._stop_flag:
-            if sigterm.requested:
-                raise WorkerTerminated()
-            reap()
-            trial = _take_trial(study)
-            if trial is None:
-                if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    return WorkerOutcome("drained", done)
-                time.sleep(next(idle))
-                continue
-            frozen = run_trial(study, trial, objective, sigterm=sigterm)
-            done += 1
-            idle = _idle_waits()
-            for callback in callbacks:
-                callback(study, frozen)
-            if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
-                return WorkerOutcome("recycle", done)
+        with sigterm.installed(), interrupts.noting_ctrl_c():
+            while not study._stop_flag:
+                if sigterm.requested:
+                    raise WorkerTerminated()
+                if max_trials is not None and done >= max_trials:
+                    return WorkerOutcome("trial_limit" if _work_left(study) else "drained", done)
+                reap()
+                trial = _take_trial(study)
+                if trial is None:
+                    if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                        return WorkerOutcome("drained", done)
+                    time.sleep(next(idle))
+                    continue
+                frozen = run_trial(study, trial, objective, sigterm=sigterm)
+                done += 1
+                idle = _idle_waits()
+                for callback in callbacks:
+                    callback(study, frozen)
+                if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
+                    return WorkerOutcome("out_of_memory", done)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGALRM, previous_alarm)
         study._thread_local.in_optimize_loop = False
     return WorkerOutcome("stopped", done)
 
@@ -271,6 +270,13 @@ def _take_trial(study: optuna.Study) -> optuna.Trial | None:
     return optuna.Trial(study, trial_id)
 
 
+def _work_left(study: optuna.Study) -> bool:
+    """Whether the study has trials to create, queued, or running (and so may be re-queued)."""
+    if study.user_attrs.get(records.BUDGET, 0) > 0:
+        return True
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+
+
 def _rdb_storage(study: optuna.Study) -> ResilientRDBStorage:
     storage = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
     if not isinstance(storage, ResilientRDBStorage):
@@ -338,6 +344,7 @@ class _Sigterm:
 
     def handle(self, signum: int, frame: Any) -> None:
         self.requested = True
+        interrupts.note(WorkerTerminated)
         if not self._armed:
             return
         if _inside_database_call(frame):
@@ -346,6 +353,16 @@ class _Sigterm:
             signal.setitimer(signal.ITIMER_REAL, RETRY_SIGNAL_S)
             return
         raise WorkerTerminated()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGTERM, self.handle)
+        previous_alarm = signal.signal(signal.SIGALRM, self.handle)  # a deferred SIGTERM
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGALRM, previous_alarm)
 
     @contextlib.contextmanager
     def armed(self) -> Iterator[None]:

@@ -17,6 +17,7 @@ def supervise(
     *,
     slots: list[str | None],
     data_dir: Path,
+    recycle_after: int,
     progress: TrialProgress,
     timeout: float | None,
 ) -> None:
@@ -34,13 +35,15 @@ def supervise(
     threads = max(1, usable_cores() // len(slots))
     pinned = sorted({s for s in slots if s is not None})
     where = f" on GPU {','.join(pinned)}" if pinned else f", {threads} CPU thread(s) each"
-    click.echo(f"{queued} trials queued; {len(slots)} workers{where}", err=True)
+    workers = f"{len(slots)} worker" + ("s" if len(slots) > 1 else "")
+    click.echo(f"{queued} trials queued; {workers}{where}", err=True)
     supervisor = Supervisor(
         study=study,
         storage_url=prepared.storage_url,
         slots=slots,
         threads=threads,
         data_dir=data_dir,
+        recycle_after=recycle_after or None,
         on_trial=progress,
         on_event=lambda message: click.echo(message, err=True),
         deadline=None if timeout is None else time.monotonic() + timeout,
