@@ -9,6 +9,7 @@ a few queries (:mod:`tuner.tables`) rather than every trial through its storage 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,17 +151,22 @@ def study_record(study: optuna.Study, *, url: str) -> dict[str, Any]:
         "best_value": result.best_value,
         "best_trial": result.best_trial,
         "best_params": result.best_params,
-        **_strategy_fields(study),
+        **_strategy_fields(study, url=url),
     }
 
 
-def _strategy_fields(study: optuna.Study) -> dict[str, Any]:
+def _strategy_fields(study: optuna.Study, *, url: str) -> dict[str, Any]:
     """The strategy's name and, for a staged study, each stage and its decision."""
     from tuner.strategy import stage_decisions, stage_line
 
     name = (study.user_attrs.get(records.STRATEGY) or {}).get("name", "flat")
-    stages = {f"stage {row['stage']}": stage_line(row) for row in stage_decisions(study)}
-    return {"strategy": name, **({"stages": stages} if stages else {})}
+    if name != "staged":
+        return {"strategy": name}
+    with read_connection(url) as conn:  # counted in SQL: no trial loaded through Optuna
+        trials = read_trials(conn, study._study_id, attrs=(records.STAGE,))
+    counts = Counter(t.user_attrs.get(records.STAGE) for t in trials)
+    rows = stage_decisions(study, stage_counts=counts)
+    return {"strategy": name, "stages": {f"stage {r['stage']}": stage_line(r) for r in rows}}
 
 
 def trial_rows(

@@ -9,6 +9,7 @@ import optuna
 
 from tuner.errors import SpecError
 from tuner.space import SearchSpace
+from tuner.tpe import BoundedTPESampler
 
 
 def make_sampler(
@@ -18,7 +19,7 @@ def make_sampler(
     _check_installed(name)
     samplers = optuna.samplers
     factories = {
-        "tpe": samplers.TPESampler,
+        "tpe": BoundedTPESampler,  # Optuna's TPE, its cost bounded in long studies
         "random": samplers.RandomSampler,
         "gp": samplers.GPSampler,
         "cmaes": samplers.CmaEsSampler,
@@ -28,7 +29,7 @@ def make_sampler(
         return samplers.GridSampler(_grid(space, options), seed=seed)
     try:
         return factories[name](seed=seed, **options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise SpecError(f"sampler.options for {name}: {exc}") from None
 
 

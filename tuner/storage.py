@@ -549,11 +549,24 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _use_wal(storage: optuna.storages.RDBStorage) -> None:
-    # WAL is a property of the file: setting it once makes every later connection use it.
-    from sqlalchemy import text
+    """WAL, and with it ``synchronous=NORMAL`` on this storage's connections.
+
+    WAL is a property of the file: setting it once makes every later connection use it.
+    ``synchronous`` is a property of each connection. Its default (FULL) syncs the disk at
+    every commit, about 18 per trial; NORMAL syncs at checkpoints only, which with WAL still
+    never corrupts the file and loses no commit when a process dies; a power cut may undo
+    the last commits (at worst the last trials, which their retry runs again).
+    """
+    from sqlalchemy import event, text
 
     with storage.engine.connect() as conn:
         conn.execute(text("PRAGMA journal_mode=WAL"))
+
+    @event.listens_for(storage.engine, "connect")
+    def _fewer_syncs(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    storage.engine.dispose()  # connections pooled so far were opened without it
 
 
 def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:

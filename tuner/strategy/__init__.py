@@ -90,7 +90,9 @@ def parse_options(options: Mapping[str, Any] | None) -> StagedOptions:
     return validate_model(StagedOptions, dict(options or {}), source="strategy.options")
 
 
-def stage_decisions(study: optuna.Study) -> list[dict[str, Any]]:
+def stage_decisions(
+    study: optuna.Study, *, stage_counts: Mapping[Any, int] | None = None
+) -> list[dict[str, Any]]:
     """The staged strategy's stages and decisions, for reports and ``tuner studies show``.
 
     One row per planned stage: ``stage``, ``tiers``, ``adds`` (parameters it starts to
@@ -98,7 +100,8 @@ def stage_decisions(study: optuna.Study) -> list[dict[str, Any]]:
     ``decided`` (whether its boundary was crossed), and, once decided, ``frozen`` and
     ``narrowed`` (at this boundary), ``frozen_all``, ``ranges`` (in force), ``evidence``
     (importance rows with the action taken, rule, trials used) and ``computed_by``.
-    Empty for a flat study.
+    Empty for a flat study. ``stage_counts`` (trials per stage, when the caller counted
+    them more cheaply) spares reading every trial.
 
     Example:
         >>> for row in stage_decisions(study):
@@ -108,7 +111,9 @@ def stage_decisions(study: optuna.Study) -> list[dict[str, Any]]:
     recorded = attrs.get(records.STRATEGY) or {}
     if recorded.get("name") != "staged":
         return []
-    counts = Counter(t.user_attrs.get(records.STAGE) for t in study.get_trials(deepcopy=False))
+    counts = stage_counts
+    if counts is None:
+        counts = Counter(t.user_attrs.get(records.STAGE) for t in study.get_trials(deepcopy=False))
     rows = []
     for stage in recorded["stages"]:
         decision = attrs.get(records.STAGE_DECISION.format(stage=stage["stage"]))

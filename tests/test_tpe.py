@@ -1,0 +1,56 @@
+"""TPE with a bounded cost: thinning what g(x) is fitted on must not lose the search."""
+
+from __future__ import annotations
+
+import itertools
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from tuner.errors import SpecError
+from tuner.samplers import make_sampler
+from tuner.tpe import thinned
+
+X = optuna.distributions.FloatDistribution(0, 1)
+
+
+def _trials(n: int, running: int = 0) -> list[optuna.trial.FrozenTrial]:
+    trials = [
+        create_trial(params={"x": i / n}, distributions={"x": X}, value=float(i)) for i in range(n)
+    ] + [
+        create_trial(params={"x": 0.5}, distributions={"x": X}, state=TrialState.RUNNING)
+        for _ in range(running)
+    ]
+    for number, trial in enumerate(trials):
+        trial.number = number
+    return trials
+
+
+def test_thinning_keeps_the_newest_every_running_trial_and_an_even_spread():
+    trials = _trials(3000, running=4)
+    kept = thinned(trials, keep=1000)
+    numbers = [t.number for t in kept]
+    assert len(kept) <= 1000
+    assert numbers == sorted(numbers)
+    assert numbers[-4:] == [3000, 3001, 3002, 3003]  # the constant liar's RUNNING trials
+    assert 2999 in numbers  # the newest finished trial
+    gaps = {b - a for a, b in itertools.pairwise(numbers[:-4])}
+    assert gaps == {4}  # evenly spaced over the whole history, old trials included
+    assert [t.number for t in thinned(_trials(10), keep=4)] == [0, 3, 6, 9]
+
+
+def test_a_long_study_still_converges_with_a_small_bound():
+    sampler = make_sampler("tpe", {"max_above_trials": 20, "n_startup_trials": 10}, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(
+        lambda t: (t.suggest_float("x", -5, 5) - 1.3) ** 2 + (t.suggest_float("y", -5, 5)) ** 2,
+        n_trials=150,
+    )
+    assert study.best_value < 0.05
+
+
+def test_a_bad_bound_is_one_clear_spec_error():
+    with pytest.raises(SpecError, match="max_above_trials must be at least 1, not 0"):
+        make_sampler("tpe", {"max_above_trials": 0}, seed=0)
