@@ -180,3 +180,22 @@ def test_python_api_with_a_csv_file(sqlite_url, tmp_path):
         tiers="1",
     )
     assert result.states == {"complete": 2} and result.best_value > 0.3
+
+
+def test_a_new_study_starts_from_the_defaults_unless_told_not_to(sqlite_url, tiny_spec):
+    resolved = load_spec(tiny_spec(training={"max_epochs": 1}, budget={"n_trials": 2}))
+    study = execute(prepare_run(resolved, storage_url=sqlite_url))
+    baseline, searched = study.trials
+    assert baseline.user_attrs["baseline"] is True and "baseline" not in searched.user_attrs
+    assert baseline.params == resolved.space.default_trial(tiers=resolved.tiers)
+    assert baseline.params != searched.params
+    resumed = execute(prepare_run(resolved, storage_url=sqlite_url, n_trials=3, resume=True))
+    assert [t.user_attrs.get("baseline", False) for t in resumed.trials] == [True, False, False]
+
+    plain = load_spec(
+        tiny_spec(
+            training={"max_epochs": 1}, budget={"n_trials": 1}, space={"baseline_first": False}
+        )
+    )
+    [trial] = execute(prepare_run(plain, storage_url=sqlite_url, study_name="plain")).trials
+    assert "baseline" not in trial.user_attrs

@@ -91,3 +91,15 @@ def test_round_trip_between_model_values_and_stored_values():
     assert values["momentum"] == 0.95 and values["batch_size"] == 64
     param = space.parameters["momentum"]
     assert param.to_stored(values["momentum"]) == 0.05
+
+
+def test_the_default_trial_holds_the_searched_active_defaults_as_optuna_stores_them():
+    space = load_space(RANKED)
+    assert space.default_trial(tiers={1, 2}) == {
+        "learning_rate": 1e-3,
+        "log2_batch_size": 5,  # batch size 32, searched as its exponent
+        "units": 128,
+    }  # momentum is inactive under the default optimizer (adam)
+    with_momentum = space.default_trial(tiers={1, 2}, fixed={"optimizer": "momentum"})
+    assert with_momentum["one_minus_momentum"] == pytest.approx(0.1)  # β = 0.9
+    assert "learning_rate" not in space.default_trial(tiers={1}, fixed={"learning_rate": 0.1})

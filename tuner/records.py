@@ -17,6 +17,7 @@ PEAK_RSS_MB = "peak_rss_mb"  # peak resident memory of the worker process so far
 RECOVERED_FROM = "recovered_from"  # number of the trial, failed as stale, whose result this is
 STAGE = "stage"  # the staged strategy's stage this trial ran in (1 = tier 1 alone)
 FROZEN = "frozen"  # values the strategy froze for this trial (model values, by name)
+BASELINE = "baseline"  # True on the trial that trains the space's defaults (trial 0)
 
 # Study user attributes.
 SPEC = "tuner_spec"  # the study spec as a JSON-able mapping (what a joining worker needs)

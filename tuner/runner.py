@@ -124,6 +124,8 @@ def prepare_run(
         )
     search.prepare(study)
     _record_spec(study, resolved, seed=seed)
+    if spec.space.baseline_first and not (exists and resume):
+        _enqueue_baseline(study, resolved)
     return PreparedRun(
         study=study,
         objective=_objective(resolved, dataset=dataset, builder=builder, seed=seed, search=search),
@@ -132,6 +134,17 @@ def prepare_run(
         finished_before=finished,
         max_consecutive_failures=spec.budget.max_consecutive_failures,
     )
+
+
+def _enqueue_baseline(study: optuna.Study, resolved: ResolvedSpec) -> None:
+    """Queue the space's defaults (textbook values) as the study's first trial.
+
+    Samplers start from random points; the defaults are a good configuration on most
+    tasks, so the study has a sound baseline after one trial and every later trial is
+    measured against it (SMAC starts from the default configuration for the same reason).
+    """
+    params = resolved.space.default_trial(tiers=resolved.tiers, fixed=resolved.spec.space.fixed)
+    study.enqueue_trial(params, user_attrs={records.BASELINE: True})
 
 
 def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = None) -> PreparedRun:

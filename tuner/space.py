@@ -271,6 +271,26 @@ class SearchSpace(BaseModel):
                 values[name] = fixed.get(name, param.default)
         return values
 
+    def default_trial(
+        self, *, tiers: Iterable[int] = ALL_TIERS, fixed: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Stored params of the trial that trains every searched parameter at its default
+        (inactive ones left out), for ``study.enqueue_trial``.
+
+        Example:
+            >>> space.default_trial(tiers={1})
+            {'learning_rate': 0.001}
+        """
+        fixed = fixed or {}
+        searched = set(self.searched(tiers=tiers, fixed=fixed))
+        values: dict[str, Choice] = {}
+        stored: dict[str, Any] = {}
+        for name, param in self.parameters.items():
+            values[name] = fixed.get(name, param.default)
+            if name in searched and self.is_active(name, values):
+                stored[param.stored_name(name)] = param.to_stored(param.default)
+        return stored
+
     def values_from_stored(
         self, stored: Mapping[str, Any], *, fill_defaults: bool = True
     ) -> dict[str, Choice]:

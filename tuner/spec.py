@@ -80,6 +80,9 @@ class SpaceSpec(_Section):
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     fixed: dict[str, Any] = Field(default_factory=dict, description="values not searched")
     tiers: str | None = Field(None, description="tiers to search, e.g. '1-2'")
+    baseline_first: bool = Field(
+        True, description="trial 0 trains the defaults: a baseline known after one trial"
+    )
 
 
 class SamplerSpec(_Section):
