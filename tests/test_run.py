@@ -29,6 +29,8 @@ def test_shipped_digits_study_runs_and_plain_optuna_reads_the_declared_parameter
     result = cli("run", "studies/digits-mlp.yaml", "--n-trials", "2", "--storage", sqlite_url)
     assert result.returncode == 0, result.stderr
     assert "Best val_accuracy:" in result.stdout
+    baseline = _trials(sqlite_url, "digits-mlp")[0]
+    assert f"Baseline (the space's defaults): {baseline.value:.6g}" in result.stdout
     assert (
         "tuner dashboard --storage" in result.stdout and "tuner report digits-mlp" in result.stdout
     )

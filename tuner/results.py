@@ -20,7 +20,9 @@ class TuneResult:
 
     ``best_params`` holds model values (β, not the stored 1-β; a batch size, not its
     exponent) for the parameters the study searched; ``best_config`` adds the defaults of
-    the rest, i.e. everything needed to train the best model again.
+    the rest, i.e. everything needed to train the best model again. ``baseline_value`` is
+    the value of the trial that trained the space's defaults (None if there is none, or
+    it did not complete).
     """
 
     study: optuna.Study
@@ -32,6 +34,7 @@ class TuneResult:
     states: dict[str, int] = field(default_factory=dict)
     fail_reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    baseline_value: float | None = None
 
     @property
     def study_name(self) -> str:
@@ -55,6 +58,8 @@ def summarize(study: optuna.Study, *, storage_url: str) -> TuneResult:
     ended = [t.datetime_complete for t in trials if t.datetime_complete]
     seconds = (max(ended) - min(started)).total_seconds() if started and ended else 0.0
     best = _best_trial(study)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    baseline = next((t for t in complete if t.user_attrs.get(records.BASELINE)), None)
     space_raw = study.user_attrs.get(records.SPACE)
     space = SearchSpace.model_validate(space_raw) if space_raw else None
     params: dict[str, Any] = dict(best.params) if best else {}
@@ -72,6 +77,7 @@ def summarize(study: optuna.Study, *, storage_url: str) -> TuneResult:
         states=dict(states),
         fail_reasons=dict(reasons),
         seconds=seconds,
+        baseline_value=baseline.value if baseline else None,
     )
 
 

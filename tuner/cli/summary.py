@@ -27,6 +27,8 @@ def echo_summary(result: TuneResult, *, spec_file: str | None = None) -> None:
         click.echo("No trial completed, so there is no best value yet.")
     else:
         click.echo(f"Best {metric}: {result.best_value:.6g} (trial {result.best_trial})")
+        if result.baseline_value is not None:
+            click.echo(f"Baseline (the space's defaults): {result.baseline_value:.6g}")
         width = max((len(k) for k in result.best_params), default=0)
         for key, value in result.best_params.items():
             shown = f"{value:.6g}" if isinstance(value, float) else str(value)
