@@ -61,7 +61,11 @@ def _spec(epochs: int) -> Any:
         "name": "overhead",
         "data": {"source": "digits"},
         "training": {"max_epochs": epochs},
-        "space": {"file": str(ROOT / "search_spaces" / "importance-ranked.yaml"), "tiers": "1-2"},
+        "space": {
+            "file": str(ROOT / "search_spaces" / "importance-ranked.yaml"),
+            "tiers": "1-2",
+            "baseline_first": False,  # each run trains the configuration it enqueued
+        },
         "pruner": {"name": "median", "options": {"n_startup_trials": NEVER, "n_warmup_steps": 3}},
         "budget": {"n_trials": 1},
     }

@@ -67,6 +67,7 @@ def write_spec(directory: Path, *, epochs: int) -> Path:
     """digits-mlp without pruning or stages (they depend on trial order), fixed budget."""
     spec = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
     spec["space"]["file"] = str((SPEC.parent / spec["space"]["file"]).resolve())
+    spec["space"]["baseline_first"] = False  # the budget is the enqueued configurations
     spec.update(name="scaling", strategy="flat", pruner="none")
     spec["training"]["max_epochs"] = epochs
     spec["budget"] = {"n_trials": len(CONFIGS)}

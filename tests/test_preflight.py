@@ -370,10 +370,12 @@ def _existing_study(spec_path: Path, url: str) -> optuna.Study:
     return study
 
 
-def _unchanged(url: str, name: str, spec_before: dict[str, Any]) -> None:
+def _unchanged(
+    url: str, name: str, trials: list[optuna.trial.FrozenTrial], spec: dict[str, Any]
+) -> None:
     study = optuna.load_study(study_name=name, storage=url)
-    assert len(study.trials) == 1
-    assert study.user_attrs["tuner_spec"] == spec_before
+    assert study.trials == trials  # the finished trial, and the queued baseline
+    assert study.user_attrs["tuner_spec"] == spec
 
 
 @pytest.mark.parametrize(
@@ -398,7 +400,7 @@ def test_an_existing_study_is_never_touched_by_a_refused_run(
     change, args, words, cli, tiny_spec, sqlite_url: str, tmp_path: Path
 ) -> None:
     study = _existing_study(tiny_spec(), sqlite_url)
-    spec_before = study.user_attrs["tuner_spec"]
+    trials_before, spec_before = study.trials, study.user_attrs["tuner_spec"]
 
     result = cli("run", str(tiny_spec(**change)), "--storage", sqlite_url, *args, cwd=tmp_path)
 
@@ -406,7 +408,7 @@ def test_an_existing_study_is_never_touched_by_a_refused_run(
     assert "Traceback" not in result.stderr
     for word in words:
         assert word in result.stderr
-    _unchanged(sqlite_url, "tiny", spec_before)
+    _unchanged(sqlite_url, "tiny", trials_before, spec_before)
 
 
 def test_missing_features_are_filled_when_the_spec_says_impute(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ def test_median_pruning_stops_poor_trials_at_the_first_epoch_it_may(tiny_spec, s
                 "file": str(ROOT / "search_spaces" / "importance-ranked.yaml"),
                 "fixed": {"optimizer": "sgd"},
                 "tiers": "1",
+                "baseline_first": False,  # the trials are the ones enqueued below
             },
             budget={"n_trials": 3},
         )

@@ -79,6 +79,7 @@ def test_learning_rate_ten_diverges_within_one_epoch_and_the_study_goes_on(sqlit
                 "overrides": {"learning_rate": {"high": 10.0}},
                 "fixed": {"optimizer": "sgd"},
                 "tiers": "1",
+                "baseline_first": False,  # the trials are the ones enqueued below
             },
         )
     )

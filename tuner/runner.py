@@ -124,7 +124,8 @@ def prepare_run(
         )
     search.prepare(study)
     _record_spec(study, resolved, seed=seed)
-    if spec.space.baseline_first and not (exists and resume):
+    # A grid is the whole plan: its sampler decides every trial.
+    if spec.space.baseline_first and spec.sampler.name != "grid" and not (exists and resume):
         _enqueue_baseline(study, resolved)
     return PreparedRun(
         study=study,
