@@ -31,11 +31,11 @@ def note(interrupt: type[KeyboardInterrupt]) -> None:
 
 
 def received() -> type[KeyboardInterrupt] | None:
-    """The interrupt that arrived since the last :func:`forget`, if any."""
+    """The interrupt that arrived since the current run began, if any."""
     return _received
 
 
-def forget() -> None:
+def _forget() -> None:
     """Start afresh: a new run is not stopped by an interrupt its caller already handled."""
     global _received
     _received = None
@@ -49,7 +49,7 @@ def _on_sigint(signum: int, frame: Any) -> None:
 @contextlib.contextmanager
 def noting_ctrl_c() -> Iterator[None]:
     """Within this block Ctrl-C raises ``KeyboardInterrupt`` as usual, and is noted."""
-    forget()
+    _forget()
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach the main thread only; its handler is not ours to change
         return
