@@ -4,7 +4,8 @@ Four contenders per task and seed, each in a fresh subprocess (no TensorFlow sta
 memory carried from one to the next), run interleaved: seed 1 a, b, c, d; seed 2 ...
 
 - tuner: ``tuner.tune(spec)`` with the spec's own sampler, strategy, pruner and trial
-  budget, a SQLite file, and ``timeout`` = the budget;
+  budget (its first trial the space's defaults, as every new study), a SQLite file, and
+  ``timeout`` = the budget;
 - kt-hyperband: KerasTuner's Hyperband (factor 3, ``max_epochs`` = the spec's epochs);
 - kt-random: KerasTuner's RandomSearch;
 - optuna-tpe: a plain Optuna script: TPE, no pruning, in-memory study, ``model.fit``.
