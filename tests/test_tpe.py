@@ -43,7 +43,6 @@ def test_thinning_keeps_the_newest_every_running_trial_and_an_even_spread():
 def test_a_long_study_still_converges_with_a_small_bound():
     sampler = make_sampler("tpe", {"max_above_trials": 20, "n_startup_trials": 10}, seed=0)
     study = optuna.create_study(sampler=sampler)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(
         lambda t: (t.suggest_float("x", -5, 5) - 1.3) ** 2 + (t.suggest_float("y", -5, 5)) ** 2,
         n_trials=150,

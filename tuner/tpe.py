@@ -56,7 +56,7 @@ def thinned(trials: list[FrozenTrial], *, keep: int) -> list[FrozenTrial]:
     finished one counted back from the newest.
 
     Example:
-        >>> [t.number for t in thinned(trials_0_to_9, keep=4)]
+        >>> [t.number for t in thinned(study.trials, keep=4)]   # 10 finished trials
         [0, 3, 6, 9]
     """
     running = [t for t in trials if t.state == TrialState.RUNNING]

@@ -63,7 +63,7 @@ class WorkerOutcome:
 
 def reserve_trials(study: optuna.Study, *, total: int) -> int:
     """Set the study's budget so that it ends with ``total`` trials; returns the trials
-    still to create.
+    still to run: those to create plus those queued (the baseline, enqueued ones).
 
     Queued (WAITING) trials count, as they run first; a FAIL trial that was retried is
     replaced by its retry, so it does not count. Setting it again (``--resume``) is safe.
@@ -76,7 +76,7 @@ def reserve_trials(study: optuna.Study, *, total: int) -> int:
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     missing = max(0, total - (len(trials) - len(retried)))
     study.set_user_attr(records.BUDGET, missing)
-    return missing
+    return missing + sum(t.state == TrialState.WAITING for t in trials)
 
 
 def run_worker(

@@ -56,14 +56,11 @@ def supervise(
 def queue(prepared: PreparedRun, *, quiet: bool = False) -> int:
     """Queue the trials the study still lacks, for any worker to run; returns how many
     trials are left to run (queued configurations, such as the baseline, included)."""
-    from optuna.trial import TrialState
-
     from tuner.workers import reserve_trials
 
     if prepared.total_trials is None:
         raise SpecError("workers need a trial budget: give --n-trials or budget.n_trials")
-    waiting = prepared.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    queued = reserve_trials(prepared.study, total=prepared.total_trials) + len(waiting)
+    queued = reserve_trials(prepared.study, total=prepared.total_trials)
     if not quiet:
         name = prepared.study.study_name
         click.echo(f"{queued} trials queued; start workers with `tuner worker {name}`", err=True)
