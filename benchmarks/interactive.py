@@ -46,7 +46,7 @@ def synthetic_trials(n_trials: int) -> list:
     import optuna
 
     from tuner import records
-    from tuner.space import load_space
+    from tuner.specs.space import load_space
 
     space = load_space(ROOT / "search_spaces" / "importance-ranked.yaml")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -87,7 +87,7 @@ def write_study(url: str, name: str, trials: list) -> None:
     from sqlalchemy.orm import Session
 
     from tuner import records
-    from tuner.space import load_space
+    from tuner.specs.space import load_space
 
     space = load_space(ROOT / "search_spaces" / "importance-ranked.yaml")
     study = optuna.create_study(study_name=name, storage=url, direction="maximize")

@@ -60,8 +60,8 @@ def _peak_marks(storage_url: str) -> dict[str, float]:
 
 
 def run_tuner() -> dict[str, dict[str, float]]:
-    from tuner.runner import execute, prepare_run
-    from tuner.spec import resolve_spec
+    from tuner.execution.run import execute, prepare_run
+    from tuner.specs.spec import resolve_spec
 
     marks: dict[str, float] = {}
 
@@ -90,9 +90,9 @@ def run_tuner_recycled() -> dict[str, dict[str, float]]:
 
 
 def run_bare_keras() -> dict[str, dict[str, float]]:
-    from tuner.data import load_dataset
-    from tuner.spec import DataSpec
-    from tuner.training import train
+    from tuner.specs.spec import DataSpec
+    from tuner.trial.data import load_dataset
+    from tuner.trial.training import train
 
     dataset = load_dataset(DataSpec(source="digits"), base_dir=ROOT, seed=0)
     marks: dict[str, float] = {}
@@ -129,7 +129,7 @@ def main() -> None:
         return
     import optuna
 
-    from tuner.keras_env import import_keras
+    from tuner.trial.keras_env import import_keras
 
     keras = import_keras()
 

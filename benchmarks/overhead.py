@@ -7,12 +7,12 @@ shared machine drifts over all of them alike:
 - bare-keras: what a hand-written script does: the same model built, compiled and fit
   on the arrays; no storage, no callbacks, no clean-up between models;
 - tuner-sqlite / tuner-postgres: the configuration enqueued into a tuner study and run
-  by ``tuner.runner.execute``: per-epoch reports, the median pruner's questions (with
+  by ``tuner.execution.run.execute``: per-epoch reports, the median pruner's questions (with
   ``n_startup_trials`` so high that it never prunes, so every trial trains fully, yet
   reads the study as it does in a real run), user attributes, Keras state released.
 
 Each ``execute`` here runs one trial; the benchmark holds what ``execute`` holds over a
-whole study (``tuner.memory.long_lived_frozen``) across those calls, so that each trial
+whole study (``tuner.trial.memory.long_lived_frozen``) across those calls, so that each trial
 is timed as inside one long run. Per-study costs (creating the study) are printed apart.
 
 Figures, per trial: each contender's median wall time; tuner/bare for each pair (same
@@ -55,7 +55,7 @@ SPANS: dict[str, list[float]] = collections.defaultdict(list)
 
 
 def _spec(epochs: int) -> Any:
-    from tuner.spec import resolve_spec
+    from tuner.specs.spec import resolve_spec
 
     raw = {
         "name": "overhead",
@@ -84,8 +84,8 @@ class BareKeras:
         pass
 
     def run(self, config: dict[str, Any]) -> None:
-        from tuner.keras_env import import_keras
-        from tuner.models import build_mlp
+        from tuner.trial.keras_env import import_keras
+        from tuner.trial.models import build_mlp
 
         keras = import_keras()
         keras.utils.set_random_seed(0)
@@ -115,7 +115,7 @@ class TunerContender:
     """One study on one storage: each configuration is enqueued, then run by ``execute``."""
 
     def __init__(self, resolved: Any, dataset: Any, url: str, refreeze: Callable) -> None:
-        from tuner.runner import prepare_run
+        from tuner.execution.run import prepare_run
 
         started = time.perf_counter()
         self.prepared = prepare_run(
@@ -131,7 +131,7 @@ class TunerContender:
         self.prepared.study.enqueue_trial(stored)
 
     def run(self, config: dict[str, Any]) -> None:
-        from tuner.runner import execute
+        from tuner.execution.run import execute
 
         one_trial = dataclasses.replace(self.prepared, total_trials=1, finished_before=0)
         execute(one_trial, callbacks=[self.refreeze])
@@ -146,7 +146,7 @@ def _instrument() -> None:
     import optuna
     from optuna.storages._cached_storage import _CachedStorage
 
-    import tuner.objective
+    import tuner.trial.objective
 
     def timed(owner: Any, name: str, span: str) -> None:
         original = getattr(owner, name)
@@ -166,8 +166,8 @@ def _instrument() -> None:
             timed(_CachedStorage, name, "storage")
     timed(optuna.Trial, "report", "epochs")
     timed(optuna.Trial, "should_prune", "epochs")
-    timed(tuner.objective, "release_keras_memory", "release")
-    timed(tuner.objective, "train", "train")
+    timed(tuner.trial.objective, "release_keras_memory", "release")
+    timed(tuner.trial.objective, "train", "train")
 
 
 def _postgres_url() -> str | None:
@@ -235,9 +235,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
 
-    from tuner.data import load_dataset
-    from tuner.keras_env import import_keras
-    from tuner.memory import long_lived_frozen
+    from tuner.trial.data import load_dataset
+    from tuner.trial.keras_env import import_keras
+    from tuner.trial.memory import long_lived_frozen
 
     keras = import_keras()
     import optuna

@@ -78,9 +78,9 @@ def write_spec(directory: Path, *, epochs: int) -> Path:
 
 def prepare(spec: Path, url: str) -> None:
     """Create the study and enqueue the configurations, as `tuner enqueue` does."""
-    from tuner.runner import prepare_run
-    from tuner.spec import load_spec
-    from tuner.warmstart import enqueue
+    from tuner.execution.run import prepare_run
+    from tuner.outcome.warmstart import enqueue
+    from tuner.specs.spec import load_spec
 
     prepared = prepare_run(load_spec(spec, tiers="1-2"), storage_url=url)
     enqueue(prepared.study, CONFIGS)
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
-    from tuner.keras_env import usable_cores  # what `tuner run --workers` shares out
+    from tuner.trial.keras_env import usable_cores  # what `tuner run --workers` shares out
 
     print(
         f"# {platform.machine()}, {os.cpu_count()} cores ({usable_cores()} usable), "

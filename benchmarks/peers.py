@@ -10,8 +10,8 @@ memory carried from one to the next), run interleaved: seed 1 a, b, c, d; seed 2
 - kt-random: KerasTuner's RandomSearch;
 - optuna-tpe: a plain Optuna script: TPE, no pruning, in-memory study, ``model.fit``.
 
-Equal footing: the same data split and scaling (``tuner.data.load_dataset`` with the
-seed), the same model family and optimizers (``tuner.models``/``tuner.optim`` builders;
+Equal footing: the same data split and scaling (``tuner.trial.data.load_dataset`` with the
+seed), the same model family and optimizers (``tuner.trial.models``/``tuner.trial.optim`` builders;
 the peers compile and fit plainly), the same search space (the spec's, translated to
 ``hp.Float/Int/Choice`` with the same log scales, the 1-β and 2^k transforms and the
 conditions), the same maximum epochs, and the same figure: the validation metric after a
@@ -85,7 +85,7 @@ class Task:
     """A shipped study spec (``studies/<name>.yaml``), as every contender reads it."""
 
     name: str
-    resolved: Any  # tuner.spec.ResolvedSpec
+    resolved: Any  # tuner.specs.spec.ResolvedSpec
 
     @property
     def spec(self) -> Any:
@@ -103,7 +103,7 @@ class Task:
         return dict(self.spec.space.fixed)
 
     def dataset(self, seed: int) -> Any:
-        from tuner.data import load_dataset
+        from tuner.trial.data import load_dataset
 
         return load_dataset(self.spec.data, base_dir=self.resolved.base_dir, seed=seed)
 
@@ -113,16 +113,16 @@ def spec_path(task: str) -> Path:
 
 
 def load_task(task: str) -> Task:
-    from tuner.spec import load_spec
+    from tuner.specs.spec import load_spec
 
     return Task(task, load_spec(spec_path(task)))
 
 
 def compiled_model(params: dict[str, Any], task: Task, dataset: Any) -> Any:
     """The model tuner would train for these values, compiled as tuner compiles it."""
-    from tuner.models import build_mlp
-    from tuner.optim import make_optimizer
-    from tuner.training import default_loss, default_metrics
+    from tuner.trial.models import build_mlp
+    from tuner.trial.optim import make_optimizer
+    from tuner.trial.training import default_loss, default_metrics
 
     model = build_mlp(
         params, input_shape=dataset.input_shape, n_outputs=dataset.n_outputs, task=dataset.task
@@ -331,7 +331,7 @@ RUNNERS: dict[str, Callable[[Task, int, Clock, Path], None]] = {
 
 def child(contender: str, task_name: str, seed: int, budget: float, out: Path) -> None:
     """Run one contender and write its records as JSON to ``out``."""
-    from tuner.keras_env import import_keras
+    from tuner.trial.keras_env import import_keras
 
     import_keras()  # TensorFlow's import is outside every contender's budget
     if contender.startswith("kt-"):

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import optuna
 
-from tuner.samplers import make_sampler
-from tuner.space import load_space
+from tuner.search.samplers import make_sampler
+from tuner.specs.space import load_space
 
 SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "importance-ranked.yaml"
 

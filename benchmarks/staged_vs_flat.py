@@ -178,7 +178,7 @@ def _win(staged: float | None, flat: float | None, maximize: bool) -> float:
 
 
 def decisions_line(studies: list[Any]) -> str:
-    from tuner.strategy import stage_decisions
+    from tuner.search.strategy import stage_decisions
 
     frozen = narrowed = 0
     for study in studies:

@@ -42,7 +42,7 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TUNER_WORKER = """
 import sys, time, optuna
 from tuner.storage import open_storage
-from tuner.workers import run_worker
+from tuner.execution.worker import run_worker
 study = optuna.load_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]),
                           sampler=optuna.samplers.RandomSampler())
 print("ready", flush=True); sys.stdin.readline()
@@ -66,7 +66,7 @@ def _create(url: str, name: str, trials: int, *, tuner: bool) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if tuner:
         from tuner.storage import open_storage
-        from tuner.workers import reserve_trials
+        from tuner.storage.queue import reserve_trials
 
         storage = open_storage(url, heartbeat=False)
         reserve_trials(optuna.create_study(study_name=name, storage=storage), total=trials)

@@ -10,8 +10,8 @@ from optuna.trial import TrialState
 from tests.conftest import ROOT
 from tuner import records
 from tuner.errors import SpecError
-from tuner.space import load_space
-from tuner.warmstart import enqueue, parse_assignments, read_configurations
+from tuner.outcome.warmstart import enqueue, parse_assignments, read_configurations
+from tuner.specs.space import load_space
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.supervisor import GpuError, detect_gpus, gpu_slots, worker_env
+from tuner.execution.supervisor import GpuError, detect_gpus, gpu_slots, worker_env
 
 
 def test_slots_pin_k_workers_per_gpu():

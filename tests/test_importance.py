@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from tuner.errors import ReportError
-from tuner.importance import compare_with_declared, measure_importance
+from tuner.search.importance import compare_with_declared, measure_importance
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 

@@ -97,8 +97,8 @@ def _builder_whose_interrupt_is_swallowed(signum: int):
 
 
 def test_ctrl_c_turned_into_another_error_still_stops_the_run(tiny_spec, sqlite_url) -> None:
-    from tuner.runner import execute, prepare_run
-    from tuner.spec import load_spec
+    from tuner.execution.run import execute, prepare_run
+    from tuner.specs.spec import load_spec
 
     resolved = load_spec(tiny_spec(budget={"n_trials": 3}))
     build = _builder_whose_interrupt_is_swallowed(signal.SIGINT)
@@ -111,9 +111,11 @@ def test_ctrl_c_turned_into_another_error_still_stops_the_run(tiny_spec, sqlite_
 
 
 def test_sigterm_turned_into_another_error_still_stops_the_worker(tiny_spec, sqlite_url) -> None:
-    from tuner.runner import prepare_run
-    from tuner.spec import load_spec
-    from tuner.workers import WorkerTerminated, reserve_trials, run_worker
+    from tuner.execution.run import prepare_run
+    from tuner.execution.signals import WorkerTerminated
+    from tuner.execution.worker import run_worker
+    from tuner.specs.spec import load_spec
+    from tuner.storage.queue import reserve_trials
 
     resolved = load_spec(tiny_spec(budget={"n_trials": 3}))
     build = _builder_whose_interrupt_is_swallowed(signal.SIGTERM)

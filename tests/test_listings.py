@@ -27,7 +27,7 @@ from optuna.trial import TrialState, create_trial
 from tests.conftest import ROOT
 from tuner import records
 from tuner.cli import main
-from tuner.space import SearchSpace, load_space
+from tuner.specs.space import SearchSpace, load_space
 
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 SORTS = ("number", "value", "seconds", "epochs")

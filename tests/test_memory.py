@@ -8,9 +8,9 @@ import weakref
 import optuna
 import pytest
 
-from tuner.models import build_mlp
-from tuner.runner import execute, prepare_run
-from tuner.spec import load_spec
+from tuner.execution.run import execute, prepare_run
+from tuner.specs.spec import load_spec
+from tuner.trial.models import build_mlp
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def test_every_model_is_freed_after_its_trial_pruned_or_not(tiny_spec, sqlite_ur
 def test_recycled_workers_run_the_whole_study_however_many_times_they_are_replaced(
     tiny_spec, sqlite_url, cli
 ):
-    from tuner.supervisor import MAX_RESTARTS_PER_SLOT
+    from tuner.execution.supervisor import MAX_RESTARTS_PER_SLOT
 
     n_trials = MAX_RESTARTS_PER_SLOT + 2  # more replacements than a faulty worker may have
     spec = tiny_spec(

@@ -23,11 +23,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import need
-from tuner.data import split_dataset
 from tuner.errors import SpecError, StorageError
-from tuner.runner import prepare_run
-from tuner.spec import load_spec
+from tuner.execution.run import prepare_run
+from tuner.specs.spec import load_spec
 from tuner.storage import open_storage
+from tuner.trial.data import split_dataset
 
 pytestmark = pytest.mark.postgres
 

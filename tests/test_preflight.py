@@ -362,8 +362,8 @@ def test_debug_shows_the_traceback(cli, tiny_spec, tmp_path: Path) -> None:
 
 def _existing_study(spec_path: Path, url: str) -> optuna.Study:
     """A study as a first run leaves it (spec and space recorded), with one finished trial."""
-    from tuner.runner import prepare_run
-    from tuner.spec import load_spec
+    from tuner.execution.run import prepare_run
+    from tuner.specs.spec import load_spec
 
     study = prepare_run(load_spec(spec_path), storage_url=url).study
     study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
@@ -412,8 +412,8 @@ def test_an_existing_study_is_never_touched_by_a_refused_run(
 
 
 def test_missing_features_are_filled_when_the_spec_says_impute(tmp_path: Path) -> None:
-    from tuner.data import load_dataset
-    from tuner.spec import DataSpec
+    from tuner.specs.spec import DataSpec
+    from tuner.trial.data import load_dataset
 
     (tmp_path / "data.csv").write_text("a,b,y\n1,,0\n" + GOOD_CSV.split("\n", 1)[1])
     data = DataSpec(source="csv", path="data.csv", target="y", impute="median")

@@ -11,9 +11,9 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT
-from tuner.pruning import could_prune
-from tuner.runner import execute, prepare_run
-from tuner.spec import load_spec
+from tuner.execution.run import execute, prepare_run
+from tuner.specs.spec import load_spec
+from tuner.trial.pruning import could_prune
 
 STEPS = 12
 PRUNERS = {

@@ -15,7 +15,7 @@ import tuner.reporting
 from tuner.cli.report import report as report_cmd
 from tuner.errors import StudyNotFoundError, TunerError
 from tuner.reporting import ReportError, render_markdown
-from tuner.space import SearchSpace
+from tuner.specs.space import SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -324,7 +324,7 @@ def test_importing_tuner_report_stays_light():
     import sys
 
     code = (
-        "import sys, tuner.reporting, tuner.importance, tuner.cli.report; "
+        "import sys, tuner.reporting, tuner.search.importance, tuner.cli.report; "
         "print(sorted(m for m in ('plotly', 'sklearn', 'optuna.importance', 'tensorflow') "
         "if m in sys.modules))"
     )

@@ -11,10 +11,10 @@ import optuna
 import pytest
 from optuna.artifacts import get_all_artifact_meta
 
-from tuner.data import load_dataset
-from tuner.keras_env import import_keras
-from tuner.retrain import evaluate
-from tuner.spec import StudySpec
+from tuner.outcome.retrain import evaluate
+from tuner.specs.spec import StudySpec
+from tuner.trial.data import load_dataset
+from tuner.trial.keras_env import import_keras
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 
 import tuner
 from tests.conftest import ROOT
-from tuner.runner import execute, prepare_run
-from tuner.spec import load_spec
+from tuner.execution.run import execute, prepare_run
+from tuner.specs.spec import load_spec
 
 pytestmark = pytest.mark.slow
 

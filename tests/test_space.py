@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tuner.errors import SpecError
-from tuner.space import load_space, parse_tiers
+from tuner.specs.space import load_space, parse_tiers
 
 RANKED = ROOT / "search_spaces" / "importance-ranked.yaml"
 

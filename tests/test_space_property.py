@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tuner.errors import SpecError
-from tuner.samplers import make_sampler
-from tuner.space import SearchSpace, load_space
-from tuner.spec import SAMPLERS
+from tuner.search.samplers import make_sampler
+from tuner.specs.space import SearchSpace, load_space
+from tuner.specs.spec import SAMPLERS
 
 NUMBERS = st.one_of(
     st.integers(-5, 2000),

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tuner.errors import SpecError
-from tuner.spec import load_spec
+from tuner.specs.spec import load_spec
 
 SHIPPED = sorted((ROOT / "studies").glob("*.yaml"))
 

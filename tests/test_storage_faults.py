@@ -23,7 +23,7 @@ from tests.conftest import PG_ADMIN_URL, ROOT
 WORKER = """
 import sys, time, optuna
 from tuner.storage import open_storage
-from tuner.workers import run_worker
+from tuner.execution.worker import run_worker
 url, name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 study = optuna.load_study(study_name=name, storage=open_storage(url),
                           sampler=optuna.samplers.RandomSampler())
@@ -52,7 +52,7 @@ def _start_worker(url: str, name: str, seconds: float, **env: str) -> subprocess
 
 def _queued_study(url: str, total: int) -> optuna.Study:
     from tuner.storage import open_storage
-    from tuner.workers import reserve_trials
+    from tuner.storage.queue import reserve_trials
 
     study = optuna.create_study(study_name="fast", storage=open_storage(url))
     assert reserve_trials(study, total=total) == total
@@ -119,7 +119,7 @@ def test_sigterm_fails_and_requeues_the_running_trial_within_10s(sqlite_url):
 
 
 def test_a_worker_with_a_trial_limit_hands_over_until_the_budget_is_spent(sqlite_url):
-    from tuner.workers import run_worker
+    from tuner.execution.worker import run_worker
 
     study = _queued_study(sqlite_url, 4)
     study.sampler = optuna.samplers.RandomSampler()
@@ -168,8 +168,8 @@ def test_postgres_doctor_shows_connection_budget_and_stale_trials(postgres_url, 
 def test_password_with_odd_characters_works_and_never_shows(postgres_url, cli, tmp_path):
     import sqlalchemy as sa
 
+    from tuner.execution.supervisor import worker_command, worker_env
     from tuner.storage import open_storage
-    from tuner.supervisor import worker_command, worker_env
 
     password = "p{}@%:w0rd"
     role = f"tuner_pw_{uuid.uuid4().hex[:8]}"

@@ -22,8 +22,8 @@ import yaml
 import tuner
 from tests.conftest import ROOT
 from tuner.errors import SpecError
-from tuner.spec import load_spec
-from tuner.strategy import stage_decisions
+from tuner.search.strategy import stage_decisions
+from tuner.specs.spec import load_spec
 
 SPACE = {
     "parameters": {
@@ -243,7 +243,7 @@ def test_spec_strategy_short_form_options_and_one_line_errors(tiny_spec):
             strategy={"name": "staged", "options": {"budget": [1, 2, 3]}},
         )
     with pytest.raises(SpecError, match="staged strategy splits a trial budget"):
-        from tuner.strategy import make_strategy
+        from tuner.search.strategy import make_strategy
 
         make_strategy("staged", space=tuner.SearchSpace.model_validate(SPACE), n_trials=None)
 

@@ -9,8 +9,8 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from tuner.errors import SpecError
-from tuner.samplers import make_sampler
-from tuner.tpe import thinned
+from tuner.search.samplers import make_sampler
+from tuner.search.tpe import thinned
 
 X = optuna.distributions.FloatDistribution(0, 1)
 

@@ -27,10 +27,10 @@ from tuner.errors import (
 
 if TYPE_CHECKING:
     from tuner.api import tune
+    from tuner.outcome.results import TuneResult
     from tuner.reporting import report
-    from tuner.results import TuneResult
-    from tuner.space import SearchSpace, load_space
-    from tuner.spec import StudySpec, load_spec
+    from tuner.specs.space import SearchSpace, load_space
+    from tuner.specs.spec import StudySpec, load_spec
 
 __all__ = [
     "DataError",
@@ -54,12 +54,12 @@ __all__ = [
 _LAZY = {
     "tune": "tuner.api",
     "report": "tuner.reporting",
-    "optimize": "tuner.search",
-    "TuneResult": "tuner.results",
-    "SearchSpace": "tuner.space",
-    "load_space": "tuner.space",
-    "StudySpec": "tuner.spec",
-    "load_spec": "tuner.spec",
+    "optimize": "tuner.api",
+    "TuneResult": "tuner.outcome.results",
+    "SearchSpace": "tuner.specs.space",
+    "load_space": "tuner.specs.space",
+    "StudySpec": "tuner.specs.spec",
+    "load_spec": "tuner.specs.spec",
 }
 
 

@@ -13,7 +13,7 @@ The tree::
     ├── StudyStopped (RuntimeError) the whole study had to stop (circuit breaker)
     └── ReportError (ValueError)    a study cannot be reported on as asked
 
-Trial-level faults are not here: they FAIL one trial (see ``tuner.objective``).
+Trial-level faults are not here: they FAIL one trial (see ``tuner.trial.objective``).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ def dashboard(storage: str | None, host: str, port: int, artifact_dir: Path | No
     """
     import warnings
 
-    from tuner.dashboard import LOOPBACK, make_dashboard, url_of
-    from tuner.retrain import default_artifact_dir
+    from tuner.outcome.dashboard import LOOPBACK, make_dashboard, url_of
+    from tuner.outcome.retrain import default_artifact_dir
     from tuner.storage import mask_url, resolve_storage_url
 
     # Importance on few trials warns at every page load; the page shows what it can.

@@ -38,9 +38,9 @@ def enqueue(
       tuner run studies/digits-mlp.yaml --resume --n-trials 25
     """
     from tuner.errors import SpecError
+    from tuner.outcome.warmstart import enqueue as enqueue_configurations
+    from tuner.outcome.warmstart import parse_assignments, read_configurations
     from tuner.storage import load_study, resolve_storage_url
-    from tuner.warmstart import enqueue as enqueue_configurations
-    from tuner.warmstart import parse_assignments, read_configurations
 
     if (assignments is None) == (config_file is None):
         raise SpecError("give exactly one of --params NAME=VALUE,... or --file FILE.yaml")

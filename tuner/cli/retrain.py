@@ -63,8 +63,8 @@ def retrain(
     Example:
       tuner retrain digits-mlp --out digits-mlp.keras
     """
-    from tuner.retrain import default_artifact_dir
-    from tuner.retrain import retrain as retrain_best
+    from tuner.outcome.retrain import default_artifact_dir
+    from tuner.outcome.retrain import retrain as retrain_best
     from tuner.storage import load_study, resolve_storage_url
 
     url = resolve_storage_url(storage)

@@ -85,9 +85,9 @@ def run(
     from tuner.cli.progress import TrialProgress
     from tuner.cli.summary import echo_summary
     from tuner.errors import StudyStopped
-    from tuner.results import summarize
-    from tuner.runner import execute, prepare_run
-    from tuner.spec import load_spec
+    from tuner.execution.run import execute, prepare_run
+    from tuner.outcome.results import summarize
+    from tuner.specs.spec import load_spec
     from tuner.storage import mask_url, resolve_storage_url
 
     resolved = load_spec(spec_file, tiers=tiers)
@@ -158,7 +158,7 @@ def _slots(
     """The GPU (or None) of each worker process; None when the run stays in this process
     (no process to recycle either)."""
     if gpus is not None:
-        from tuner.supervisor import gpu_slots
+        from tuner.execution.supervisor import gpu_slots
 
         pinned: list[str | None] = list(gpu_slots(gpus, per_gpu=trials_per_gpu))
         return pinned

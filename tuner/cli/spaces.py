@@ -25,7 +25,7 @@ def show(space_file: str, output_format: str) -> None:
       tuner space show search_spaces/importance-ranked.yaml
     """
     from tuner.cli.output import emit_rows
-    from tuner.space import load_space
+    from tuner.specs.space import load_space
 
     loaded = load_space(space_file)
     rows = [
@@ -54,7 +54,7 @@ def validate(space_file: str) -> None:
     """
     from collections import Counter
 
-    from tuner.space import load_space
+    from tuner.specs.space import load_space
 
     loaded = load_space(space_file)
     tiers = Counter(p.tier for p in loaded.parameters.values())
@@ -78,7 +78,7 @@ def schema() -> None:
     """
     import json
 
-    from tuner.spec import StudySpec
+    from tuner.specs.spec import StudySpec
 
     click.echo(json.dumps(_with_short_forms(StudySpec.model_json_schema()), indent=2))
 

@@ -32,8 +32,8 @@ def doctor(storage: str | None, workers: int, output_format: str) -> None:
     Example:
       tuner storage doctor --storage postgresql://tuner@db/tuner --workers 8
     """
-    from tuner.maintenance import diagnose
     from tuner.storage import resolve_storage_url
+    from tuner.storage.maintenance import diagnose
 
     found = diagnose(resolve_storage_url(storage), workers=workers)
     if output_format == "json":
@@ -65,8 +65,8 @@ def upgrade(storage: str | None) -> None:
     Example:
       tuner storage upgrade --storage postgresql://tuner@db/tuner
     """
-    from tuner.maintenance import upgrade as upgrade_schema
     from tuner.storage import mask_url, resolve_storage_url
+    from tuner.storage.maintenance import upgrade as upgrade_schema
 
     url = resolve_storage_url(storage)
     before, after = upgrade_schema(url)
@@ -87,8 +87,8 @@ def reap(storage: str | None, study_name: str | None) -> None:
     Example:
       tuner storage reap --storage postgresql://tuner@db/tuner
     """
-    from tuner.maintenance import reap as reap_stale
     from tuner.storage import resolve_storage_url
+    from tuner.storage.maintenance import reap as reap_stale
 
     reaped = reap_stale(resolve_storage_url(storage), study_name=study_name)
     for name, numbers in reaped.items():

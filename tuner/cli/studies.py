@@ -22,8 +22,8 @@ def list_studies(storage: str | None, output_format: str) -> None:
     Example:
       tuner studies list --format json
     """
-    from tuner.catalog import study_rows
     from tuner.cli.output import emit_rows
+    from tuner.outcome.catalog import study_rows
     from tuner.storage import mask_url, resolve_storage_url
 
     url = resolve_storage_url(storage)
@@ -41,8 +41,8 @@ def show(name: str, storage: str | None, output_format: str) -> None:
     Example:
       tuner studies show digits-mlp
     """
-    from tuner.catalog import study_record
     from tuner.cli.output import emit_record
+    from tuner.outcome.catalog import study_record
     from tuner.storage import load_study, resolve_storage_url
 
     url = resolve_storage_url(storage)
@@ -63,7 +63,7 @@ def delete(name: str, storage: str | None, yes: bool) -> None:
     Example:
       tuner studies delete old-study --yes
     """
-    from tuner.catalog import delete_study
+    from tuner.outcome.catalog import delete_study
     from tuner.storage import load_study, mask_url, resolve_storage_url
 
     url = resolve_storage_url(storage)
@@ -89,7 +89,7 @@ def copy(name: str, storage: str | None, to_storage: str, to_name: str | None) -
     Example:
       tuner studies copy digits-mlp --to-storage postgresql://postgres@127.0.0.1/tuner
     """
-    from tuner.catalog import copy_study
+    from tuner.outcome.catalog import copy_study
     from tuner.storage import mask_url, resolve_storage_url
 
     new_name = copy_study(resolve_storage_url(storage), name, to_url=to_storage, to_name=to_name)

@@ -8,7 +8,7 @@ import time
 import click
 
 from tuner import records
-from tuner.results import TuneResult
+from tuner.outcome.results import TuneResult
 from tuner.storage import DEFAULT_STORAGE, mask_url
 
 

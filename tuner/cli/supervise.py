@@ -9,7 +9,7 @@ import click
 
 from tuner.cli.progress import TrialProgress
 from tuner.errors import SpecError, StudyStopped
-from tuner.runner import PreparedRun
+from tuner.execution.run import PreparedRun
 
 
 def supervise(
@@ -22,9 +22,9 @@ def supervise(
     timeout: float | None,
 ) -> None:
     """Queue the study's budget, run one worker process per slot, report, stop on Ctrl-C."""
-    from tuner.keras_env import usable_cores
+    from tuner.execution.supervisor import Supervisor
     from tuner.storage import check_connection_budget, sqlite_warning
-    from tuner.supervisor import Supervisor
+    from tuner.trial.keras_env import usable_cores
 
     warning = sqlite_warning(prepared.storage_url, workers=len(slots))
     if warning:
@@ -56,7 +56,7 @@ def supervise(
 def queue(prepared: PreparedRun, *, quiet: bool = False) -> int:
     """Queue the trials the study still lacks, for any worker to run; returns how many
     trials are left to run (queued configurations, such as the baseline, included)."""
-    from tuner.workers import reserve_trials
+    from tuner.storage.queue import reserve_trials
 
     if prepared.total_trials is None:
         raise SpecError("workers need a trial budget: give --n-trials or budget.n_trials")

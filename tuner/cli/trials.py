@@ -8,7 +8,7 @@ import click
 
 from tuner.cli.options import format_option, storage_option, study_argument
 
-# Literal here so `tuner --help` need not import optuna; tuner.catalog accepts the same.
+# Literal here so `tuner --help` need not import optuna; tuner.outcome.catalog accepts the same.
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 SORT_KEYS = ("number", "value", "seconds", "epochs")
 
@@ -45,8 +45,8 @@ def list_trials(
     Example:
       tuner trials list digits-mlp --state complete --sort value --limit 5
     """
-    from tuner.catalog import trial_rows
     from tuner.cli.output import emit_rows
+    from tuner.outcome.catalog import trial_rows
     from tuner.storage import resolve_storage_url
 
     rows = trial_rows(resolve_storage_url(storage), name, state=state, sort=sort, limit=limit)
@@ -64,9 +64,9 @@ def best(name: str, storage: str | None, output_format: str) -> None:
     Example:
       tuner best digits-mlp --format json
     """
-    from tuner.catalog import study_overview
     from tuner.cli.output import emit_record
     from tuner.errors import NoCompletedTrialError
+    from tuner.outcome.catalog import study_overview
     from tuner.storage import DEFAULT_STORAGE, mask_url, resolve_storage_url
 
     url = resolve_storage_url(storage)
@@ -99,8 +99,8 @@ def export(name: str, storage: str | None, output_format: str) -> None:
     Example:
       tuner export digits-mlp --format csv > digits-mlp.csv
     """
-    from tuner.catalog import trial_rows
     from tuner.cli.output import emit_rows
+    from tuner.outcome.catalog import trial_rows
     from tuner.storage import resolve_storage_url
 
     emit_rows(trial_rows(resolve_storage_url(storage), name), output_format=output_format)

@@ -12,7 +12,7 @@ import click
 from tuner.cli.options import storage_option
 
 if TYPE_CHECKING:
-    from tuner.runner import PreparedRun
+    from tuner.execution.run import PreparedRun
 
 
 @click.command()
@@ -66,11 +66,12 @@ def worker(
     """
     from tuner.cli.progress import TrialProgress
     from tuner.errors import StudyStopped
-    from tuner.keras_env import thread_env
-    from tuner.memory import long_lived_frozen
-    from tuner.runner import CircuitBreaker
-    from tuner.supervisor import EXIT_OUT_OF_MEMORY, EXIT_TERMINATED, EXIT_TRIAL_LIMIT
-    from tuner.workers import WorkerTerminated, run_worker
+    from tuner.execution.run import CircuitBreaker
+    from tuner.execution.signals import WorkerTerminated
+    from tuner.execution.supervisor import EXIT_OUT_OF_MEMORY, EXIT_TERMINATED, EXIT_TRIAL_LIMIT
+    from tuner.execution.worker import run_worker
+    from tuner.trial.keras_env import thread_env
+    from tuner.trial.memory import long_lived_frozen
 
     if threads is not None:
         os.environ.update(thread_env(threads))  # before TensorFlow loads
@@ -119,7 +120,7 @@ def _join(
 ) -> PreparedRun:
     """Join the study, retrying while the database or the study is not there yet."""
     from tuner.errors import StorageError, StudyNotFoundError
-    from tuner.runner import join_study
+    from tuner.execution.run import join_study
     from tuner.storage import resolve_storage_url
 
     url = resolve_storage_url(storage)

@@ -64,7 +64,7 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
       "stages": [                            # staged strategy only; [] for a flat study
         {"stage": int, "tiers": [int], "adds": [str], "start": int, "end": int|null,
          "n_trials": int, "decided": bool,
-         # once decided (see tuner.strategy.stage_decisions):
+         # once decided (see tuner.search.strategy.stage_decisions):
          "frozen", "frozen_all": {name: value}, "narrowed", "ranges": {name: [low, high]},
          "evidence": null | {"status", "message", "n_used", "best_trial", "rule",
                              "params": [{"name", "importance", "low", "high", "action"}]},
@@ -74,7 +74,7 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
     }
 
 How importance is measured (evaluators, bootstrap, cost bounds, conditional parameters)
-is described in :mod:`tuner.importance`.
+is described in :mod:`tuner.search.importance`.
 """
 
 from __future__ import annotations

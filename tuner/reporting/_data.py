@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from tuner import records
 from tuner.errors import ReportError
-from tuner.importance import compare_with_declared, measure_importance
-from tuner.strategy import stage_decisions
+from tuner.search.importance import compare_with_declared, measure_importance
+from tuner.search.strategy import stage_decisions
 
 if TYPE_CHECKING:
     import optuna
@@ -317,7 +317,7 @@ def _space(attrs: dict[str, Any]) -> Any:
     raw = attrs.get(records.SPACE)
     if not raw:
         return None
-    from tuner.space import SearchSpace
+    from tuner.specs.space import SearchSpace
 
     try:
         return SearchSpace.model_validate(raw)

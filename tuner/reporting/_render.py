@@ -106,7 +106,7 @@ def declared_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def stage_rows(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The staged strategy's stages and decisions as a table."""
-    from tuner.strategy import STAGE_COLUMNS, stage_cells
+    from tuner.search.strategy import STAGE_COLUMNS, stage_cells
 
     rows = [list(stage_cells(row).values()) for row in data["stages"]]
     return [c.capitalize() for c in STAGE_COLUMNS], rows

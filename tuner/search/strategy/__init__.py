@@ -1,0 +1,125 @@
+"""Search strategies: which parameters a trial searches, and in which ranges.
+
+- ``flat`` (the default): every selected tier in every trial, the rest at defaults.
+- ``staged``: stage 1 searches tier 1 with the rest at their defaults; each later stage
+  adds the next tier. At each boundary, importance (with bootstrap intervals,
+  :mod:`tuner.search.importance`) is measured on the trials so far; parameters whose interval
+  lies entirely below ``freeze_below`` are frozen at their best trial's value for the
+  rest of the study, and numeric parameters whose interval lies entirely above
+  ``narrow_above`` are searched in a range around the best trials. See
+  :mod:`tuner.search.strategy._staged` for how workers agree.
+
+This package knows nothing of Keras; :func:`tuner.optimize` runs strategies on plain
+functions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import optuna
+
+from tuner import records
+from tuner.errors import SpecError
+from tuner.search.strategy._decide import effective_values
+from tuner.search.strategy._describe import STAGE_COLUMNS, stage_cells, stage_line
+from tuner.search.strategy._flat import FlatStrategy, Strategy
+from tuner.search.strategy._plan import StagedOptions
+from tuner.search.strategy._staged import StagedStrategy
+from tuner.specs.space import ALL_TIERS, SearchSpace
+
+STRATEGIES = ("flat", "staged")
+
+__all__ = [
+    "STAGE_COLUMNS",
+    "STRATEGIES",
+    "FlatStrategy",
+    "StagedOptions",
+    "StagedStrategy",
+    "Strategy",
+    "effective_values",
+    "make_strategy",
+    "stage_cells",
+    "stage_decisions",
+    "stage_line",
+]
+
+
+def make_strategy(
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    space: SearchSpace,
+    n_trials: int | None,
+    tiers: Iterable[int] = ALL_TIERS,
+    fixed: Mapping[str, Any] | None = None,
+) -> Strategy:
+    """A strategy by name; ``staged`` needs the study's total trial budget.
+
+    Example:
+        >>> strategy = make_strategy("staged", {"budget": [1, 2]}, space=space, n_trials=60,
+        ...                          tiers={1, 2})
+    """
+    fixed = dict(fixed or {})
+    if name == "flat":
+        if options:
+            raise SpecError(f"the flat strategy takes no options, got {sorted(options)}")
+        return FlatStrategy(space=space, tiers=frozenset(tiers), fixed=fixed)
+    if name != "staged":
+        raise SpecError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+    if n_trials is None:
+        raise SpecError(
+            "the staged strategy splits a trial budget into stages: give n_trials "
+            "(budget.n_trials in the spec, or --n-trials)"
+        )
+    return StagedStrategy(
+        space=space,
+        n_trials=n_trials,
+        tiers=frozenset(tiers),
+        fixed=fixed,
+        options=parse_options(options),
+    )
+
+
+def parse_options(options: Mapping[str, Any] | None) -> StagedOptions:
+    """Validate staged options; every problem in one :class:`~tuner.errors.SpecError`."""
+    from tuner.specs.validation import validate_model
+
+    return validate_model(StagedOptions, dict(options or {}), source="strategy.options")
+
+
+def stage_decisions(
+    study: optuna.Study, *, stage_counts: Mapping[Any, int] | None = None
+) -> list[dict[str, Any]]:
+    """The staged strategy's stages and decisions, for reports and ``tuner studies show``.
+
+    One row per planned stage: ``stage``, ``tiers``, ``adds`` (parameters it starts to
+    search), ``start``/``end`` (trial numbers), ``n_trials`` (trials that ran in it),
+    ``decided`` (whether its boundary was crossed), and, once decided, ``frozen`` and
+    ``narrowed`` (at this boundary), ``frozen_all``, ``ranges`` (in force), ``evidence``
+    (importance rows with the action taken, rule, trials used) and ``computed_by``.
+    Empty for a flat study. ``stage_counts`` (trials per stage, when the caller counted
+    them more cheaply) spares reading every trial.
+
+    Example:
+        >>> for row in stage_decisions(study):
+        ...     print(row["stage"], row["tiers"], row["frozen"], row["narrowed"])
+    """
+    attrs = study.user_attrs
+    recorded = attrs.get(records.STRATEGY) or {}
+    if recorded.get("name") != "staged":
+        return []
+    counts = stage_counts
+    if counts is None:
+        counts = Counter(t.user_attrs.get(records.STAGE) for t in study.get_trials(deepcopy=False))
+    rows = []
+    for stage in recorded["stages"]:
+        decision = attrs.get(records.STAGE_DECISION.format(stage=stage["stage"]))
+        row = {**stage, "n_trials": counts.get(stage["stage"], 0), "decided": decision is not None}
+        if decision is not None:
+            keys = ("frozen", "narrowed", "frozen_all", "ranges", "evidence", "computed_by")
+            row.update({k: decision.get(k) for k in keys})
+        rows.append(row)
+    return rows

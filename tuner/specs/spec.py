@@ -1,0 +1,269 @@
+"""Study specs (``studies/*.yaml``): validated with every problem reported at once.
+
+A spec names the metric, the data, the model family, the training settings, the search
+space (a file in ``search_spaces/`` plus overrides), the sampler, the pruner and the
+budget. ``StudySpec.model_json_schema()`` is the JSON Schema editors use.
+
+This module knows nothing of Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tuner.errors import SpecError
+from tuner.specs.space import SearchSpace, load_space, parse_tiers
+from tuner.specs.validation import NAME_RULE, check_name, read_yaml_mapping, shown, validate_model
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
+PRUNERS = (
+    "median",
+    "none",
+    "percentile",
+    "successive-halving",
+    "hyperband",
+    "wilcoxon",
+    "patient",
+    "threshold",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Section):
+    """Where the data comes from and how the validation split is held out."""
+
+    source: str = Field(
+        description="digits | iris | wine | breast_cancer | diabetes | synthetic_linear | "
+        "csv | npz | mnist | fashion_mnist | cifar10 | module:function"
+    )
+    path: str | None = Field(None, description="file for csv/npz, relative to the spec file")
+    target: str | None = Field(None, description="target column of a csv file")
+    task: Literal["auto", "classification", "regression"] = "auto"
+    validation_split: float = Field(0.2, gt=0, lt=1)
+    n_samples: int = Field(1000, ge=10, description="rows of synthetic data")
+    n_features: int = Field(8, ge=1, description="features of synthetic data")
+    noise: float = Field(0.1, ge=0, description="noise std of synthetic data")
+    max_rows: int | None = Field(None, ge=10, description="use at most this many rows")
+    impute: Literal["none", "mean", "median"] = Field(
+        "none", description="fill missing (NaN) features with the column's mean or median"
+    )
+
+
+class ModelSpec(_Section):
+    """The model family, or a user builder ``module:function``."""
+
+    family: Literal["mlp", "cnn", "linear"] = "mlp"
+    builder: str | None = Field(
+        None, description="module:function(params, *, input_shape, n_outputs) -> keras.Model"
+    )
+
+
+class TrainingSpec(_Section):
+    max_epochs: int = Field(20, ge=1, le=10_000)
+    loss: str = Field("auto", description="auto = cross-entropy or mse by task")
+    mixed_precision: bool = Field(False, description="float16 compute on GPUs (mixed_float16)")
+    xla: bool | None = Field(
+        None, description="XLA-compile the training step; null = Keras' choice (on for GPUs)"
+    )
+
+
+class SpaceSpec(_Section):
+    file: str = Field(description="search space YAML, relative to the spec file")
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    fixed: dict[str, Any] = Field(default_factory=dict, description="values not searched")
+    tiers: str | None = Field(None, description="tiers to search, e.g. '1-2'")
+    baseline_first: bool = Field(
+        True, description="trial 0 trains the defaults: a baseline known after one trial"
+    )
+
+
+class SamplerSpec(_Section):
+    name: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PrunerSpec(_Section):
+    name: Literal[PRUNERS] = "median"  # type: ignore[valid-type]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StrategySpec(_Section):
+    """How the budget is spent over the tiers: ``flat`` or ``staged`` (tuner.search.strategy)."""
+
+    name: Literal["flat", "staged"] = "flat"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> StrategySpec:
+        from tuner.search.strategy import parse_options
+
+        if self.name == "flat" and self.options:
+            raise ValueError(f"the flat strategy takes no options, got {sorted(self.options)}")
+        if self.name == "staged":
+            try:
+                parse_options(self.options)
+            except SpecError as exc:
+                raise ValueError("; ".join(exc.problems)) from None
+        return self
+
+
+class BudgetSpec(_Section):
+    n_trials: int | None = Field(20, ge=1, description="total trials of the study")
+    timeout: float | None = Field(None, gt=0, description="seconds for this run")
+    max_consecutive_failures: int = Field(5, ge=1, description="circuit breaker")
+
+
+class StudySpec(_Section):
+    """A whole study definition, as written in ``studies/*.yaml``."""
+
+    name: str = Field(description=NAME_RULE)
+    metric: str = "val_accuracy"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    data: DataSpec
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    space: SpaceSpec
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    seed: int = 0
+    storage: str | None = None
+
+    @field_validator("sampler", "pruner", "strategy", mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        # `sampler: tpe` is the short form of `sampler: {name: tpe}`.
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return check_name(value, what="study name")
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_is_validation(cls, value: str) -> str:
+        if not value.startswith("val_"):
+            raise ValueError(
+                f"metric must be a validation metric such as val_accuracy or val_loss, "
+                f"got {value!r}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A validated spec with its space loaded and paths made absolute."""
+
+    spec: StudySpec
+    space: SearchSpace
+    base_dir: Path
+    tiers: frozenset[int] = field(default_factory=lambda: parse_tiers(None))
+
+
+def load_spec(path: str | Path, *, tiers: str | None = None) -> ResolvedSpec:
+    """Load a study spec and its search space; every problem is reported at once.
+
+    Example:
+        >>> resolved = load_spec("studies/digits-mlp.yaml", tiers="1-2")
+        >>> resolved.spec.metric, sorted(resolved.tiers)
+        ('val_accuracy', [1, 2])
+    """
+    path = Path(path)
+    raw = read_yaml_mapping(path, what="study spec")
+    return resolve_spec(raw, base_dir=path.parent, source=str(path), tiers=tiers)
+
+
+def resolve_spec(
+    raw: dict[str, Any],
+    *,
+    base_dir: Path,
+    source: str,
+    tiers: str | None = None,
+    space: SearchSpace | None = None,
+) -> ResolvedSpec:
+    """Validate a spec mapping (from a file, the API or the database) and load its space.
+
+    The spec, its space file, ``space.fixed`` and the tiers are all checked before one
+    :class:`~tuner.errors.SpecError` lists every problem, each line naming its file. A
+    worker that joins a study passes the ``space`` stored with it: the space file may
+    not exist on the worker's machine, and the stored space already has its overrides.
+    """
+    base_dir = base_dir.resolve()
+    problems: list[str] = []
+    spec = _collect(problems, lambda: validate_model(StudySpec, raw, source=source))
+    section: dict[str, Any] = raw["space"] if isinstance(raw.get("space"), dict) else {}
+    space_file, overrides = section.get("file"), section.get("overrides") or {}
+    if space is None and isinstance(space_file, str) and _is_overrides(overrides):
+        space_path = Path(space_file).expanduser()
+        space_path = space_path if space_path.is_absolute() else base_dir / space_path
+        space = _collect(
+            problems,
+            lambda: load_space(space_path, overrides=overrides, overrides_source=source),
+        )
+    tier_text = tiers if tiers is not None else section.get("tiers")
+    where = "--tiers" if tiers is not None else f"{source}: space.tiers"
+    chosen = _collect(problems, lambda: parse_tiers(tier_text), where=where)
+    fixed = section.get("fixed")
+    if space is not None and isinstance(fixed, dict):
+        problems.extend(f"{source}: {p}" for p in fixed_problems(space, fixed))
+    if problems:
+        raise SpecError(problems)
+    assert spec is not None and space is not None and chosen is not None
+    return ResolvedSpec(spec=spec, space=space, base_dir=base_dir, tiers=chosen)
+
+
+def fixed_problems(space: SearchSpace, fixed: dict[str, Any]) -> list[str]:
+    """Problems of ``space.fixed``: unknown names, or values a parameter cannot take.
+
+    Numeric values outside the searched range are allowed on purpose: fixing a value is
+    how a user tries one the space would never suggest (e.g. a learning rate of 10).
+    """
+    problems = []
+    for name, value in fixed.items():
+        param = space.parameters.get(name)
+        if param is None:
+            problems.append(
+                f"space.fixed.{name}: not a parameter of the space "
+                f"(known: {', '.join(space.parameters)})"
+            )
+        elif param.type == "categorical" and value not in (param.choices or []):
+            problems.append(
+                f"space.fixed.{name}: {shown(value)} is not one of the choices {param.choices}"
+            )
+        elif param.type != "categorical" and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
+            problems.append(f"space.fixed.{name}: must be a number, got {shown(value)}")
+    return problems
+
+
+T = TypeVar("T")
+
+
+def _collect(problems: list[str], load: Callable[[], T], *, where: str = "") -> T | None:
+    """Run ``load``; on a SpecError add its lines to ``problems`` and return None.
+
+    ``where`` prefixes the lines of an error that does not name its own source.
+    """
+    try:
+        return load()
+    except SpecError as exc:
+        if where and exc.source is None:
+            problems.extend(f"{where}: {p}" for p in exc.problems)
+        else:
+            problems.extend(str(exc).splitlines())
+        return None
+
+
+def _is_overrides(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())

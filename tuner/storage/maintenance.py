@@ -1,0 +1,148 @@
+"""Looking after a study database: what state it is in, upgrading it, reaping dead trials.
+
+Library side of ``tuner storage doctor|upgrade|reap``: returns data, prints nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.errors import StorageError
+from tuner.storage.engine import (
+    CONNECTIONS_PER_WORKER,
+    GRACE_PERIOD_S,
+    connection_budget,
+    open_storage,
+    sqlite_warning,
+)
+from tuner.storage.queue import reap_study
+from tuner.storage.urls import mask_url
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What ``tuner storage doctor`` found."""
+
+    url: str  # masked
+    backend: str
+    schema_version: str
+    schema_head: str
+    connections_allowed: int | None  # PostgreSQL only
+    connections_in_use: int | None
+    connections_needed: int
+    workers: int
+    running: dict[str, int] = field(default_factory=dict)  # study -> RUNNING trials
+    stale: dict[str, list[int]] = field(default_factory=dict)  # study -> stale trial numbers
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.warnings
+
+
+def diagnose(url: str, *, workers: int = 1) -> Diagnosis:
+    """Backend, schema version, connection budget for ``workers``, stale RUNNING trials.
+
+    Example:
+        >>> diagnose("postgresql://tuner@db/tuner", workers=8).warnings
+        []
+    """
+    storage = open_storage(url, check_schema=False)
+    try:
+        current, head = storage.get_current_version(), storage.get_head_version()
+        budget = connection_budget(storage)
+        running, stale = _trials_in_flight(storage)
+    finally:
+        storage.engine.dispose()
+    needed = workers * (CONNECTIONS_PER_WORKER + 1)
+    warnings = []
+    if current != head:
+        warnings.append(
+            f"schema {current} is older than this Optuna's {head}: stop every worker, then "
+            f"run `tuner storage upgrade`"
+        )
+    if budget is not None and budget[1] + needed > budget[0]:
+        warnings.append(
+            f"{workers} workers need up to {needed} connections but only "
+            f"{budget[0] - budget[1]} are free: raise max_connections or set TUNER_DB_POOL=null"
+        )
+    for name, numbers in stale.items():
+        warnings.append(
+            f"study {name}: trials {numbers} are RUNNING without a heartbeat for over "
+            f"{GRACE_PERIOD_S}s (dead workers): `tuner storage reap` fails and re-queues them"
+        )
+    sqlite = sqlite_warning(url, workers=workers)
+    if sqlite:
+        warnings.append(sqlite)
+    return Diagnosis(
+        url=mask_url(url),
+        backend=storage.engine.dialect.name,
+        schema_version=current,
+        schema_head=head,
+        connections_allowed=None if budget is None else budget[0],
+        connections_in_use=None if budget is None else budget[1],
+        connections_needed=needed,
+        workers=workers,
+        running=running,
+        stale=stale,
+        warnings=warnings,
+    )
+
+
+def _trials_in_flight(
+    storage: optuna.storages.RDBStorage,
+) -> tuple[dict[str, int], dict[str, list[int]]]:
+    running: dict[str, int] = {}
+    stale: dict[str, list[int]] = {}
+    for summary in storage.get_all_studies():
+        trials = storage.get_all_trials(
+            summary._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        )
+        if not trials:
+            continue
+        running[summary.study_name] = len(trials)
+        # Optuna's own staleness test (heartbeat older than the grace period).
+        stale_ids = set(storage._get_stale_trial_ids(summary._study_id))
+        numbers = sorted(t.number for t in trials if t._trial_id in stale_ids)
+        if numbers:
+            stale[summary.study_name] = numbers
+    return running, stale
+
+
+def upgrade(url: str) -> tuple[str, str]:
+    """Upgrade the schema to this Optuna's version; returns (before, after).
+
+    Run it with every worker stopped: workers of the old version cannot read the new one.
+    """
+    storage = open_storage(url, heartbeat=False, check_schema=False)
+    try:
+        before = storage.get_current_version()
+        if before != storage.get_head_version():
+            storage.upgrade()
+        return before, storage.get_current_version()
+    finally:
+        storage.engine.dispose()
+
+
+def reap(url: str, *, study_name: str | None = None) -> dict[str, list[int]]:
+    """Fail (and re-queue) stale RUNNING trials now; returns the trial numbers per study."""
+    storage = open_storage(url)
+    names = [s.study_name for s in storage.get_all_studies()]
+    if study_name is not None:
+        if study_name not in names:
+            raise StorageError(
+                f"no study {study_name!r} in {mask_url(url)}; studies there: "
+                f"{', '.join(names) or 'none'}"
+            )
+        names = [study_name]
+    reaped = {}
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        numbers = reap_study(study)
+        if numbers:
+            reaped[name] = numbers
+    storage.engine.dispose()
+    return reaped
