@@ -95,7 +95,7 @@ def run_synthetic(contender: str, seed: int, n_trials: int) -> Any:
         sampler=sampler,
         pruner="none",
         seed=seed,  # in memory: Optuna's SQLite round trips would dominate the timing
-    )
+    ).study
 
 
 def run_keras(task: str, contender: str, seed: int, n_trials: int, tmp: Path) -> Any:

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 import tuner
 from tests.conftest import ROOT
 from tuner.execution.run import execute, prepare_run
+from tuner.outcome.warmstart import enqueue
 from tuner.specs.spec import load_spec
 
 pytestmark = pytest.mark.slow
@@ -84,8 +85,7 @@ def test_learning_rate_ten_diverges_within_one_epoch_and_the_study_goes_on(sqlit
         )
     )
     prepared = prepare_run(resolved, storage_url=sqlite_url, n_trials=3)
-    prepared.study.enqueue_trial({"learning_rate": 10.0})
-    prepared.study.enqueue_trial({"learning_rate": 0.05})
+    enqueue(prepared.study, [{"learning_rate": 10.0}, {"learning_rate": 0.05}])
     execute(prepared)
     first, *later = _trials(sqlite_url, "tiny")
     assert first.state == TrialState.FAIL
@@ -187,12 +187,11 @@ def test_python_api_with_a_csv_file(sqlite_url, tmp_path):
 
 def test_a_new_study_starts_from_the_defaults_unless_told_not_to(sqlite_url, tiny_spec):
     resolved = load_spec(tiny_spec(training={"max_epochs": 1}, budget={"n_trials": 2}))
-    study = execute(prepare_run(resolved, storage_url=sqlite_url))
-    baseline, searched = study.trials
+    baseline, searched = _run(resolved, storage_url=sqlite_url).trials
     assert baseline.user_attrs["baseline"] is True and "baseline" not in searched.user_attrs
     assert baseline.params == resolved.space.default_trial(tiers=resolved.tiers)
     assert baseline.params != searched.params
-    resumed = execute(prepare_run(resolved, storage_url=sqlite_url, n_trials=3, resume=True))
+    resumed = _run(resolved, storage_url=sqlite_url, n_trials=3, resume=True)
     assert [t.user_attrs.get("baseline", False) for t in resumed.trials] == [True, False, False]
 
     plain = load_spec(
@@ -200,5 +199,11 @@ def test_a_new_study_starts_from_the_defaults_unless_told_not_to(sqlite_url, tin
             training={"max_epochs": 1}, budget={"n_trials": 1}, space={"baseline_first": False}
         )
     )
-    [trial] = execute(prepare_run(plain, storage_url=sqlite_url, study_name="plain")).trials
+    [trial] = _run(plain, storage_url=sqlite_url, study_name="plain").trials
     assert "baseline" not in trial.user_attrs
+
+
+def _run(resolved, **options) -> optuna.Study:
+    prepared = prepare_run(resolved, **options)
+    execute(prepared)
+    return prepared.study

@@ -8,21 +8,20 @@ pruner stop it. Cheap functions make benchmarks and tests of the strategies fast
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from tuner import records
-from tuner.errors import SpecError
+from tuner.errors import SpecError, StudyStopped
 from tuner.outcome.results import TuneResult
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
 
 Report = Callable[[float, int], None]
 Objective = Callable[[dict[str, Any], Report], float]
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def optimize(
@@ -41,48 +40,70 @@ def optimize(
     fixed: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
-) -> optuna.Study:
-    """Search ``space`` for the best value of a plain function; return the Optuna study.
+    max_consecutive_failures: int = 5,
+    progress: bool = False,
+) -> TuneResult:
+    """Search ``space`` for the best value of a plain function.
 
     ``n_trials`` is the study's total budget: a call on a study that already has trials
     (same ``storage`` and ``study_name``) runs the rest, so a second process making the
-    same call joins as a worker and follows the recorded strategy and stage.
+    same call joins as a worker and follows the recorded strategy and stage; together
+    they run exactly ``n_trials``. Quiet unless asked: ``progress=True`` shows a bar on
+    stderr; Optuna's own log lines are held back while it runs.
 
     Args:
         objective: ``f(params, report) -> float``; ``report(value, step)`` records an
             intermediate value and raises ``optuna.TrialPruned`` when the pruner says so.
-        space: A :class:`~tuner.specs.space.SearchSpace`, a ``search_spaces/*.yaml`` file, or a
-            mapping in that file's form (``{"parameters": {...}}``).
+            An exception fails that trial alone (its reason is stored on the trial).
+        space: A :class:`~tuner.specs.space.SearchSpace`, a ``search_spaces/*.yaml`` file,
+            or a mapping in that file's form (``{"parameters": {...}}``).
         n_trials: Total trials of the study.
         direction: ``"minimize"`` or ``"maximize"``.
         strategy: ``"flat"``, ``"staged"``, or ``{"name": "staged", "options": {...}}``
             (options: :class:`~tuner.search.strategy.StagedOptions`).
         storage: A database URL (``sqlite:///study.db``, ``postgresql://...``); None keeps
-            the study in memory.
-        study_name: The study's name in storage (needed to resume or join).
+            the study in memory. A stored study needs ``study_name``.
+        study_name: The study's name in storage (a second call with it resumes or joins).
         sampler: A sampler name as in specs (``tpe``, ``random``, ...) or a sampler.
         pruner: A pruner name as in specs (``median``, ``none``, ...) or a pruner.
         seed: Seed of the sampler (offset by the trials already run when resuming).
         tiers: Tiers to search (``"1-2"``); the rest stay at their defaults.
         fixed: Values held fixed instead of searched, by parameter name.
         timeout: Seconds for this call.
-        callbacks: Optuna callbacks ``(study, trial)`` after each trial.
+        callbacks: Optuna callbacks ``(study, trial)`` after each trial; one may call
+            ``study.stop()``.
+        max_consecutive_failures: Stop (:class:`~tuner.errors.StudyStopped`) after this
+            many failed trials in a row: a broken function should not burn the budget.
+        progress: Show a progress bar (a line per trial when stderr is not a terminal).
+
+    Returns:
+        A :class:`~tuner.outcome.results.TuneResult`: ``best_value``, ``best_params`` in
+        model values (β, a batch size) and ``study``, the Optuna study.
 
     Example:
         >>> import tuner
         >>> def f(params, report):
         ...     return (math.log10(params["learning_rate"]) + 2) ** 2
-        >>> study = tuner.optimize(f, space="search_spaces/linear-sgd.yaml", n_trials=40,
-        ...                        direction="minimize", strategy="staged",
-        ...                        storage="sqlite:///bench.db", study_name="quad")
-        >>> study.best_value
+        >>> result = tuner.optimize(f, space="search_spaces/linear-sgd.yaml", n_trials=40,
+        ...                         direction="minimize", strategy="staged",
+        ...                         storage="sqlite:///bench.db", study_name="quad")
+        >>> result.best_value, result.best_params["learning_rate"]
     """
+    from tuner.execution.run import quiet_optuna
+    from tuner.execution.worker import CircuitBreaker, run_worker
+    from tuner.outcome.results import summarize
     from tuner.search.samplers import make_pruner, make_sampler
     from tuner.search.strategy import make_strategy
     from tuner.storage import open_storage
+    from tuner.storage.queue import FINISHED, reserve_trials
 
     if direction not in ("minimize", "maximize"):
         raise SpecError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+    if storage is not None and not study_name:
+        raise SpecError(
+            "optimize(storage=...) needs study_name=...: without a name every call would "
+            "start a new study instead of resuming or joining the stored one"
+        )
     resolved = _space(space)
     name, options = _strategy(strategy)
     search = make_strategy(
@@ -93,13 +114,16 @@ def optimize(
         tiers=parse_tiers(tiers if isinstance(tiers, str) or tiers is None else list(tiers)),
         fixed=fixed,
     )
-    study = optuna.create_study(
-        storage=open_storage(storage) if storage is not None else None,
-        study_name=study_name,
-        direction=direction,
-        load_if_exists=True,
-        pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else make_pruner(pruner, {}),
-    )
+    with quiet_optuna():
+        study = optuna.create_study(
+            storage=open_storage(storage) if storage is not None else None,
+            study_name=study_name,
+            direction=direction,
+            load_if_exists=True,
+            pruner=pruner
+            if isinstance(pruner, optuna.pruners.BasePruner)
+            else make_pruner(pruner, {}),
+        )
     search.prepare(study)
     if records.SPACE not in study.user_attrs:  # reports set declared tiers beside measured ranks
         study.set_user_attr(records.SPACE, resolved.model_dump(mode="json"))
@@ -110,6 +134,30 @@ def optimize(
         if isinstance(sampler, optuna.samplers.BaseSampler)
         else make_sampler(sampler, {}, seed=seed + finished, space=resolved)
     )
+    left = reserve_trials(study, total=n_trials)
+    breaker = CircuitBreaker(limit=max_consecutive_failures)
+    shown = _progress_bar(left, direction) if progress else None
+    try:
+        with quiet_optuna():
+            run_worker(
+                study,
+                _trial_runner(objective, search),
+                callbacks=[breaker, *callbacks, *([shown] if shown else [])],
+                deadline=None if timeout is None else time.monotonic() + timeout,
+            )
+    finally:
+        if shown is not None:
+            shown.close()
+    if breaker.tripped:
+        raise StudyStopped(
+            f"stopped after {breaker.limit} consecutive failed trials (last: "
+            f"{breaker.last_reason}); fix the objective, then call optimize again"
+        )
+    return summarize(study, storage_url=storage or "memory")
+
+
+def _trial_runner(objective: Objective, search: Any) -> Callable[[optuna.Trial], float]:
+    """The Optuna objective around ``f(params, report)``: the strategy suggests values."""
 
     def run_trial(trial: optuna.Trial) -> float:
         params = search.suggest(trial)
@@ -121,14 +169,13 @@ def optimize(
 
         return objective(params, report)
 
-    remaining = max(0, n_trials - finished)
-    if remaining:
-        # Several workers on one study: stop once the study as a whole has its trials.
-        total = optuna.study.MaxTrialsCallback(n_trials, states=None)
-        study.optimize(
-            run_trial, n_trials=remaining, timeout=timeout, callbacks=[total, *callbacks]
-        )
-    return study
+    return run_trial
+
+
+def _progress_bar(total: int, direction: str) -> Any:
+    from tuner.cli.progress import TrialProgress
+
+    return TrialProgress(total=total, direction=direction)
 
 
 def _space(space: SearchSpace | str | Path | Mapping[str, Any]) -> SearchSpace:

@@ -26,4 +26,4 @@ TIERS = "tuner_tiers"  # the tiers this study searches, as a sorted list
 STRATEGY = "tuner_strategy"  # the search strategy and its stage plan (tuner.search.strategy)
 STAGE_DECISION = "tuner_stage_{stage}"  # one key per stage: frozen, narrowed, evidence
 MAX_EPOCHS = "max_epochs"  # epochs a trial would train without pruning
-BUDGET = "tuner_budget"  # trials that workers may still create (tuner.execution.worker)
+BUDGET = "tuner_budget"  # trials that workers may still create (tuner.storage.queue)

@@ -86,6 +86,8 @@ def run(
     from tuner.cli.summary import echo_summary
     from tuner.errors import StudyStopped
     from tuner.execution.run import execute, prepare_run
+    from tuner.execution.signals import WorkerTerminated
+    from tuner.execution.supervisor import EXIT_TERMINATED
     from tuner.outcome.results import summarize
     from tuner.specs.spec import load_spec
     from tuner.storage import mask_url, resolve_storage_url
@@ -108,7 +110,7 @@ def run(
     )
     name = prepared.study.study_name
     click.echo(
-        f"Study {name!r} in {mask_url(url)}: {prepared.remaining or 'open-ended'} trials to run "
+        f"Study {name!r} in {mask_url(url)}: {_to_run(prepared.to_run)} trials to run "
         f"(tiers {','.join(map(str, sorted(resolved.tiers)))}, "
         f"{strategy or resolved.spec.strategy.name} strategy)",
         err=True,
@@ -118,7 +120,7 @@ def run(
 
         queue(prepared)
         return
-    progress = TrialProgress(total=prepared.remaining, direction=resolved.spec.direction)
+    progress = TrialProgress(total=prepared.to_run, direction=resolved.spec.direction)
     try:
         if slots is None:
             execute(prepared, timeout=timeout, callbacks=[progress])
@@ -133,6 +135,11 @@ def run(
                 progress=progress,
                 timeout=timeout,
             )
+    except WorkerTerminated:  # SIGTERM (docker stop, preemption) reached this process
+        progress.close()
+        click.echo("Terminated: the running trial is marked failed and queued again.", err=True)
+        echo_summary(summarize(prepared.study, storage_url=url), spec_file=spec_file)
+        raise SystemExit(EXIT_TERMINATED) from None
     except KeyboardInterrupt:
         progress.close()
         stopped = (
@@ -165,3 +172,7 @@ def _slots(
     if workers is None:
         return None if not recycle_after else [None]
     return [None] * workers
+
+
+def _to_run(count: int | None) -> str:
+    return "open-ended" if count is None else str(count)

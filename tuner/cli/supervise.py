@@ -54,14 +54,13 @@ def supervise(
 
 
 def queue(prepared: PreparedRun, *, quiet: bool = False) -> int:
-    """Queue the trials the study still lacks, for any worker to run; returns how many
-    trials are left to run (queued configurations, such as the baseline, included)."""
-    from tuner.storage.queue import reserve_trials
-
-    if prepared.total_trials is None:
+    """Say how many trials the study has left to run for any worker (queued
+    configurations, such as the baseline, included); the budget is already reserved."""
+    if prepared.to_run is None:
         raise SpecError("workers need a trial budget: give --n-trials or budget.n_trials")
-    queued = reserve_trials(prepared.study, total=prepared.total_trials)
     if not quiet:
         name = prepared.study.study_name
-        click.echo(f"{queued} trials queued; start workers with `tuner worker {name}`", err=True)
-    return queued
+        click.echo(
+            f"{prepared.to_run} trials queued; start workers with `tuner worker {name}`", err=True
+        )
+    return prepared.to_run

@@ -65,39 +65,21 @@ def worker(
         tuner worker digits-mlp --storage postgresql://tuner@db/tuner
     """
     from tuner.cli.progress import TrialProgress
-    from tuner.errors import StudyStopped
-    from tuner.execution.run import CircuitBreaker
+    from tuner.execution.run import execute
     from tuner.execution.signals import WorkerTerminated
     from tuner.execution.supervisor import EXIT_OUT_OF_MEMORY, EXIT_TERMINATED, EXIT_TRIAL_LIMIT
-    from tuner.execution.worker import run_worker
     from tuner.trial.keras_env import thread_env
-    from tuner.trial.memory import long_lived_frozen
 
     if threads is not None:
         os.environ.update(thread_env(threads))  # before TensorFlow loads
     prepared = _join(study_name, storage, data_dir=Path(data_dir) if data_dir else None, wait=wait)
-    study = prepared.study
-    breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
-    callbacks = [breaker]
-    if not quiet:
-        direction = study.direction.name.lower()
-        callbacks.append(TrialProgress(total=None, direction=direction))
+    direction = prepared.study.direction.name.lower()
+    callbacks = [] if quiet else [TrialProgress(total=None, direction=direction)]
     try:
-        with long_lived_frozen() as refreeze:
-            outcome = run_worker(
-                study,
-                prepared.objective,
-                callbacks=[refreeze, *callbacks],
-                max_trials=recycle_after,
-            )
+        outcome = execute(prepared, callbacks=callbacks, max_trials=recycle_after)
     except WorkerTerminated:
         click.echo("Terminated: the running trial is failed and queued again.", err=True)
         raise SystemExit(EXIT_TERMINATED) from None
-    if breaker.tripped:
-        raise StudyStopped(
-            f"worker stopped after {breaker.limit} consecutive failed trials (last: "
-            f"{breaker.last_reason}); fix the cause, then start workers again"
-        )
     if outcome.reason == "out_of_memory":
         click.echo(
             "Out of GPU memory: exiting so that a fresh process runs the next trial.", err=True

@@ -1,8 +1,11 @@
-"""Run a study: preflight, create or resume it in storage, then optimize.
+"""Run a study: preflight, create or resume it in storage, then run its trials.
 
 Two steps so that callers can show progress between them: :func:`prepare_run` does
 everything that can refuse (spec, data, storage, existing study) before any trial
-starts and before anything is written; :func:`execute` runs the trials.
+starts and before anything is written, then records the study's total in its queue;
+:func:`execute` runs the trials through the one trial loop
+(:func:`tuner.execution.worker.run_worker`), as every worker does. :func:`join_study`
+rebuilds a running study's objective from its stored spec, for another worker.
 """
 
 from __future__ import annotations
@@ -10,33 +13,32 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from tuner import records
 from tuner.errors import SpecError, StudyExistsError, StudyNotFoundError, StudyStopped
-from tuner.execution.signals import noting_ctrl_c
+from tuner.execution import preflight
+from tuner.execution.worker import CircuitBreaker, WorkerOutcome, run_worker
 from tuner.search.samplers import make_pruner, make_sampler
 from tuner.search.strategy import Strategy, make_strategy
-from tuner.specs.plugins import import_function
-from tuner.specs.space import ALL_TIERS, SearchSpace
+from tuner.specs.param import ALL_TIERS
+from tuner.specs.space import SearchSpace
 from tuner.specs.spec import ResolvedSpec, StrategySpec, resolve_spec
-from tuner.specs.validation import check_name
 from tuner.storage import mask_url, open_storage, study_exists
+from tuner.storage.queue import FINISHED, reserve_trials, reserved_trials
 from tuner.trial.data import Dataset, load_dataset
-from tuner.trial.keras_env import import_keras
 from tuner.trial.memory import long_lived_frozen
 from tuner.trial.models import Builder
-from tuner.trial.objective import KerasObjective, TrialFailed
-from tuner.trial.training import default_metrics
+from tuner.trial.objective import KerasObjective
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass
@@ -46,15 +48,8 @@ class PreparedRun:
     study: optuna.Study
     objective: Callable[[optuna.Trial], float]
     storage_url: str
-    total_trials: int | None  # the study's trial budget (None: until the timeout)
-    finished_before: int  # trials already finished when this run started
+    to_run: int | None  # trials left to run (queued ones included); None: until the timeout
     max_consecutive_failures: int
-
-    @property
-    def remaining(self) -> int | None:
-        if self.total_trials is None:
-            return None
-        return max(0, self.total_trials - self.finished_before)
 
 
 def prepare_run(
@@ -83,7 +78,7 @@ def prepare_run(
     if resume and overwrite:
         raise SpecError("--resume and --overwrite exclude each other: choose one")
     name = spec.name if study_name is None else study_name  # --study-name '' is refused
-    _check_study_name(name)
+    preflight.check_study_name(name)
     seed = spec.seed if seed is None else seed
     if strategy is not None and strategy != spec.strategy.name:
         spec = spec.model_copy(update={"strategy": StrategySpec(name=strategy)})
@@ -91,9 +86,9 @@ def prepare_run(
     total = n_trials if n_trials is not None else spec.budget.n_trials
     search = _strategy(resolved, n_trials=total)
     dataset = dataset or load_dataset(spec.data, base_dir=resolved.base_dir, seed=seed)
-    _check_metric(spec.metric, dataset.task)
-    builder = builder or _import_builder(spec.model.builder)
-    _check_model_fits(resolved, dataset, builder=builder)
+    preflight.check_metric(spec.metric, dataset.task)
+    builder = builder or preflight.import_builder(spec.model.builder)
+    preflight.check_model_fits(resolved, dataset, builder=builder)
     # Built (and so checked) before the storage is touched: a bad option must not leave
     # a created or, with --overwrite, a deleted study behind.
     pruner = make_pruner(spec.pruner.name, spec.pruner.options)
@@ -106,11 +101,11 @@ def prepare_run(
             f"continue it, --overwrite to replace it, or choose another --study-name"
         )
     if exists and resume:
-        _check_same_space(storage, name, resolved.space)
+        preflight.check_same_space(storage, name, resolved.space)
     if exists and overwrite:
         optuna.delete_study(study_name=name, storage=storage)
     finished = _count_finished(storage, name) if exists and resume else 0
-    with _quiet_optuna():
+    with quiet_optuna():
         study = optuna.create_study(
             storage=storage,
             study_name=name,
@@ -131,8 +126,7 @@ def prepare_run(
         study=study,
         objective=_objective(resolved, dataset=dataset, builder=builder, seed=seed, search=search),
         storage_url=storage_url,
-        total_trials=total,
-        finished_before=finished,
+        to_run=None if total is None else reserve_trials(study, total=total),
         max_consecutive_failures=spec.budget.max_consecutive_failures,
     )
 
@@ -161,7 +155,7 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
     """
     storage = open_storage(storage_url)
     if not study_exists(storage, study_name):
-        known = sorted(s.study_name for s in optuna.get_all_studies(storage=storage))
+        known = sorted(s.study_name for s in storage.get_all_studies())
         raise StudyNotFoundError(
             f"no study {study_name!r} in {mask_url(storage_url)} (studies there: "
             f"{', '.join(known) or 'none'}); create it first with `tuner run SPEC`"
@@ -181,7 +175,7 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
     )
     spec = resolved.spec
     dataset = load_dataset(spec.data, base_dir=resolved.base_dir, seed=spec.seed)
-    with _quiet_optuna():
+    with quiet_optuna():
         study = optuna.load_study(
             study_name=study_name,
             storage=storage,
@@ -194,7 +188,7 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
             ),
             pruner=make_pruner(spec.pruner.name, spec.pruner.options),
         )
-    builder = _import_builder(spec.model.builder)
+    builder = preflight.import_builder(spec.model.builder)
     # The stage plan follows the budget the study was started with, recorded on it.
     planned = (attrs.get(records.STRATEGY) or {}).get("n_trials", spec.budget.n_trials)
     search = _strategy(resolved, n_trials=planned)
@@ -204,8 +198,7 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
             resolved, dataset=dataset, builder=builder, seed=spec.seed, search=search
         ),
         storage_url=storage_url,
-        total_trials=None,  # the study's queue holds the budget (tuner.execution.worker)
-        finished_before=_count_finished(storage, study_name),
+        to_run=reserved_trials(study),  # the study's queue holds the budget
         max_consecutive_failures=spec.budget.max_consecutive_failures,
     )
 
@@ -253,61 +246,43 @@ def execute(
     *,
     timeout: float | None = None,
     callbacks: Sequence[TrialCallback] = (),
-) -> optuna.Study:
-    """Run the remaining trials; one trial's failure never stops the study.
+    max_trials: int | None = None,
+) -> WorkerOutcome:
+    """Run the study's remaining trials here, through the one trial loop; one trial's
+    failure never stops the study. ``max_trials`` ends this call after that many trials
+    (a worker recycled for its memory), ``timeout`` after that many seconds.
 
-    Raises :class:`~tuner.errors.StudyStopped` when the circuit breaker trips.
-    ``KeyboardInterrupt`` propagates after Optuna marks the running trial FAIL.
+    Raises :class:`~tuner.errors.StudyStopped` when the circuit breaker trips;
+    ``KeyboardInterrupt`` (Ctrl-C) and :class:`~tuner.execution.signals.WorkerTerminated`
+    (SIGTERM) propagate after the running trial is marked failed.
+
+    Example:
+        >>> execute(prepare_run(resolved, storage_url="sqlite:///tuner.db")).reason
+        'drained'
     """
-    if prepared.total_trials is None and timeout is None:
+    if prepared.to_run is None and timeout is None:
         raise SpecError("a study needs a budget: give n_trials, a timeout, or both")
     breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
-    with _quiet_optuna(), noting_ctrl_c(), long_lived_frozen() as refreeze:
-        prepared.study.optimize(
+    with quiet_optuna(), long_lived_frozen() as refreeze:
+        outcome = run_worker(
+            prepared.study,
             prepared.objective,
-            n_trials=prepared.remaining,
-            timeout=timeout,
-            catch=(TrialFailed,),
             callbacks=[breaker, refreeze, *callbacks],
+            max_trials=max_trials,
+            deadline=None if timeout is None else time.monotonic() + timeout,
+            spend=prepared.to_run is not None,
         )
     if breaker.tripped:
         raise StudyStopped(
             f"stopped after {breaker.limit} consecutive failed trials (last: "
-            f"{breaker.last_reason}); fix the cause, then run again with --resume"
+            f"{breaker.last_reason}); fix the cause, then resume the study (`tuner run SPEC "
+            f"--resume`, tune(..., resume=True), or start the workers again)"
         )
-    return prepared.study
-
-
-class CircuitBreaker:
-    """Stops the study after ``limit`` consecutive FAIL trials, so a broken setup
-    does not burn the night.
-
-    A diverged trial is a result of the search (α too large), not a broken setup: it
-    neither counts nor resets the count.
-    """
-
-    def __init__(self, *, limit: int) -> None:
-        self.limit = limit
-        self.consecutive = 0
-        self.tripped = False
-        self.last_reason = ""
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        reason = str(trial.user_attrs.get(records.FAIL_REASON, "unknown"))
-        if trial.state != TrialState.FAIL:
-            self.consecutive = 0
-            return
-        if reason == "diverged":
-            return
-        self.consecutive += 1
-        self.last_reason = reason
-        if self.consecutive >= self.limit:
-            self.tripped = True
-            study.stop()
+    return outcome
 
 
 @contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
+def quiet_optuna() -> Iterator[None]:
     # Optuna logs each failed trial with its traceback; we report trials ourselves.
     previous = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -325,72 +300,6 @@ def _record_spec(study: optuna.Study, resolved: ResolvedSpec, *, seed: int) -> N
     study.set_user_attr(records.MAX_EPOCHS, resolved.spec.training.max_epochs)
 
 
-def _check_same_space(storage: Any, name: str, space: SearchSpace) -> None:
-    """Refuse to resume a study whose stored space differs from the current one."""
-    study = optuna.load_study(study_name=name, storage=storage)
-    stored = study.user_attrs.get(records.SPACE)
-    if stored is None:
-        return
-    before = SearchSpace.model_validate(stored).distributions()
-    now = space.distributions()
-    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    if changed:
-        raise StudyExistsError(
-            f"study {name!r} was run with a different search space (changed: "
-            f"{', '.join(changed)}); use --overwrite to replace it or a new --study-name"
-        )
-
-
 def _count_finished(storage: Any, name: str) -> int:
     study = optuna.load_study(study_name=name, storage=storage)
     return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
-def _check_metric(metric: str, task: str) -> None:
-    logged = ["val_loss", *(f"val_{m}" for m in default_metrics(task))]
-    if metric not in logged:
-        raise SpecError(
-            f"metric {metric!r} is not logged when training a {task} model; "
-            f"choose one of {', '.join(logged)}"
-        )
-
-
-def _check_study_name(name: str) -> None:
-    try:
-        check_name(name, what="study name")
-    except ValueError as exc:
-        raise SpecError(f"--study-name: {exc}") from None
-
-
-def _check_model_fits(resolved: ResolvedSpec, dataset: Dataset, *, builder: Builder | None) -> None:
-    """Refuse a model family or loss that every trial would fail on with this dataset."""
-    spec = resolved.spec
-    if builder is None and spec.model.family == "cnn" and len(dataset.input_shape) != 3:
-        raise SpecError(
-            f"model.family cnn needs images (height, width, channels), but {dataset.name} has "
-            f"input shape {dataset.input_shape}; use family mlp or linear"
-        )
-    loss = spec.training.loss
-    if loss == "auto":
-        return
-    if "crossentropy" in loss.lower() and dataset.task == "regression":
-        raise SpecError(
-            f"training.loss {loss} is for class labels, but {dataset.name} is a regression; use "
-            f"auto or mse (or set data.task: classification if the target holds classes)"
-        )
-    if loss.lower().replace("_", "") == "categoricalcrossentropy":
-        raise SpecError(
-            f"training.loss {loss} expects one-hot labels, but tuner trains on integer class "
-            f"labels; use sparse_categorical_crossentropy (what auto picks)"
-        )
-    try:  # last: the name checks above need no TensorFlow
-        import_keras().losses.get(loss)
-    except ValueError:
-        raise SpecError(
-            f"training.loss {loss!r} is not a Keras loss; use auto, mse, mae, huber or "
-            f"sparse_categorical_crossentropy"
-        ) from None
-
-
-def _import_builder(ref: str | None) -> Builder | None:
-    return None if ref is None else import_function(ref, error=SpecError, what="model.builder")

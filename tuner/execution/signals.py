@@ -4,8 +4,8 @@ Python turns a signal into an exception raised wherever the main thread happens 
 When that is inside TensorFlow's tracing of the first epoch, TensorFlow catches it and
 raises a ``RuntimeError`` or ``TypeError`` of its own instead, which would record an
 ordinary failed trial and let the run go on. So each handler first notes which interrupt
-arrived; the objective asks :func:`received` when a trial fails and raises the interrupt
-in place of the failure.
+arrived; the trial loop (:mod:`tuner.execution.worker`) asks :func:`received` when a trial
+fails and raises the interrupt in place of the failure.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ class Sigterm:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only; its handlers are not ours to change
+            return
         previous = signal.signal(signal.SIGTERM, self.handle)
         previous_alarm = signal.signal(signal.SIGALRM, self.handle)  # a deferred SIGTERM
         try:

@@ -1,46 +1,51 @@
-"""Many workers, one study: the trial budget is held in the storage, faults survived.
+"""The one trial loop: every way of running a study runs its trials here.
 
-The study's budget is a count of trials still to create (:func:`reserve_trials`, run once
-by whoever creates the study); each worker takes one trial at a time (:func:`run_worker`):
-a queued (WAITING) trial first, else a new one that spends the budget in the transaction
-that creates it. So any number of workers on any number of machines run exactly the
-requested number of trials and no worker needs to know of the others. A trial whose
-worker died is failed after the grace period and re-queued with the same parameters
-(``tuner.storage``), so the study still reaches its count.
-
-Optuna's own ``Study.optimize`` creates a new trial whenever the queue is empty, which
-overshoots the budget by up to one trial per worker; hence this loop.
+``tuner run`` (in this process), each ``tuner worker`` (and so ``tuner run --workers``),
+``tuner.tune`` and ``tuner.optimize`` all call :func:`run_worker`: it takes one trial at
+a time from the study's queue (:mod:`tuner.storage.queue`: queued trials first, then the
+budget), runs it under a heartbeat and records its outcome whatever happens, so the
+budget is exact and the faults are survived alike on every path.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner import records
-from tuner.execution import signals as interrupts
+from tuner._optuna_compat import (
+    optimize_loop,
+    stop_requested,
+    storage_of,
+    tell_quickly,
+    trial_id_of,
+)
+from tuner.execution import signals
 from tuner.execution.signals import Sigterm, WorkerTerminated
-from tuner.storage.queue import claim_retry_of, rdb_storage, reaper, take_trial, work_left
+from tuner.storage.queue import (
+    claim_retry_of,
+    heartbeat_interval,
+    reaper,
+    resilient_storage,
+    take_trial,
+    work_left,
+)
 from tuner.trial.objective import TrialFailed, failure_reason
 
 Objective = Callable[[optuna.Trial], float]
-
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 IDLE_WAITS_S = (0.05, 2.0)  # first and longest wait between looks while others run trials
-
 OUT_OF_MEMORY = "out of memory"
-
 TERMINATED = "terminated"
+INTERRUPTED = "interrupted"
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +54,39 @@ log = logging.getLogger(__name__)
 class WorkerOutcome:
     """Why a worker stopped: ``drained`` (no trial left), ``out_of_memory`` (out of GPU
     memory: start a fresh process), ``trial_limit`` (ran its ``max_trials`` while work is
-    left: start a fresh process), or ``stopped`` (the study was stopped, e.g. circuit
-    breaker)."""
+    left: start a fresh process), ``deadline`` (its time is up), or ``stopped`` (the study
+    was stopped: circuit breaker, or a callback calling ``study.stop()``)."""
 
     reason: str
     trials: int
+
+
+class CircuitBreaker:
+    """Stops the study after ``limit`` consecutive FAIL trials, so a broken setup
+    does not burn the night.
+
+    A diverged trial is a result of the search (α too large), not a broken setup: it
+    neither counts nor resets the count.
+    """
+
+    def __init__(self, *, limit: int) -> None:
+        self.limit = limit
+        self.consecutive = 0
+        self.tripped = False
+        self.last_reason = ""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        reason = str(trial.user_attrs.get(records.FAIL_REASON, "unknown"))
+        if trial.state != TrialState.FAIL:
+            self.consecutive = 0
+            return
+        if reason == "diverged":
+            return
+        self.consecutive += 1
+        self.last_reason = reason
+        if self.consecutive >= self.limit:
+            self.tripped = True
+            study.stop()
 
 
 def run_worker(
@@ -62,14 +95,19 @@ def run_worker(
     *,
     callbacks: Sequence[TrialCallback] = (),
     max_trials: int | None = None,
+    deadline: float | None = None,
+    spend: bool = True,
 ) -> WorkerOutcome:
     """Run the study's trials, queued ones first, then its budget, one at a time until
-    none is left, or until this worker ran ``max_trials``.
+    none is left, until this worker ran ``max_trials``, or until ``deadline``
+    (``time.monotonic()``) has passed; ``spend=False`` runs new trials without a budget
+    (a run bounded by its deadline alone).
 
     While other workers' trials are RUNNING, the worker waits for them: a trial whose
     worker died is re-queued after the grace period and must not be left behind.
     SIGTERM fails the running trial with reason ``terminated``, re-queues its parameters
-    and raises :class:`WorkerTerminated`.
+    and raises :class:`~tuner.execution.signals.WorkerTerminated`; Ctrl-C fails it with
+    reason ``interrupted`` and raises ``KeyboardInterrupt``.
 
     Example:
         >>> prepared = join_study("postgresql://tuner@db/tuner", "digits-mlp")
@@ -81,30 +119,28 @@ def run_worker(
     reap = reaper(study)
     idle = _idle_waits()
     # As inside Study.optimize: callbacks (the circuit breaker) may call study.stop().
-    study._thread_local.in_optimize_loop = True
-    try:
-        with sigterm.installed(), interrupts.noting_ctrl_c():
-            while not study._stop_flag:
-                if sigterm.requested:
-                    raise WorkerTerminated()
-                if max_trials is not None and done >= max_trials:
-                    return WorkerOutcome("trial_limit" if work_left(study) else "drained", done)
-                reap()
-                trial = take_trial(study)
-                if trial is None:
-                    if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                        return WorkerOutcome("drained", done)
-                    time.sleep(next(idle))
-                    continue
-                frozen = run_trial(study, trial, objective, sigterm=sigterm)
-                done += 1
-                idle = _idle_waits()
-                for callback in callbacks:
-                    callback(study, frozen)
-                if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
-                    return WorkerOutcome("out_of_memory", done)
-    finally:
-        study._thread_local.in_optimize_loop = False
+    with optimize_loop(study), sigterm.installed(), signals.noting_ctrl_c():
+        while not stop_requested(study):
+            if sigterm.requested:
+                raise WorkerTerminated()
+            if max_trials is not None and done >= max_trials:
+                return WorkerOutcome("trial_limit" if work_left(study) else "drained", done)
+            if deadline is not None and time.monotonic() >= deadline:
+                return WorkerOutcome("deadline", done)
+            reap()
+            trial = take_trial(study, spend=spend)
+            if trial is None:
+                if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    return WorkerOutcome("drained", done)
+                time.sleep(next(idle))
+                continue
+            frozen = run_trial(study, trial, objective, sigterm=sigterm)
+            done += 1
+            idle = _idle_waits()
+            for callback in callbacks:
+                callback(study, frozen)
+            if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
+                return WorkerOutcome("out_of_memory", done)
     return WorkerOutcome("stopped", done)
 
 
@@ -119,22 +155,24 @@ def run_trial(
     value: float | None = None
     state: TrialState | None = None
     interrupted: KeyboardInterrupt | None = None
-    with _heartbeat(study, trial._trial_id):
+    with _heartbeat(study, trial_id_of(trial)):
         try:
             with sigterm.armed() if sigterm else contextlib.nullcontext():
                 value = objective(trial)
         except optuna.TrialPruned:
             state = TrialState.PRUNED
-        except TrialFailed:
-            state = TrialState.FAIL
-        except WorkerTerminated as exc:
-            state, interrupted = TrialState.FAIL, exc
-            trial.set_user_attr(records.FAIL_REASON, TERMINATED)
         except KeyboardInterrupt as exc:
             state, interrupted = TrialState.FAIL, exc
         except Exception as exc:  # one bad trial never stops a worker
             state = TrialState.FAIL
-            trial.set_user_attr(records.FAIL_REASON, failure_reason(exc))
+            noted = signals.received()
+            if noted is not None:  # TensorFlow turned the interrupt into this error
+                interrupted = noted()
+            elif not isinstance(exc, TrialFailed):  # the objective stored its own reason
+                trial.set_user_attr(records.FAIL_REASON, failure_reason(exc))
+    if interrupted is not None:
+        why = TERMINATED if isinstance(interrupted, WorkerTerminated) else INTERRUPTED
+        trial.set_user_attr(records.FAIL_REASON, why)
     frozen = _tell(study, trial, value, state)
     if isinstance(interrupted, WorkerTerminated):
         # Whoever stops a worker does not mean to shrink the study: the trial runs again.
@@ -151,9 +189,9 @@ def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
     Optuna's heartbeat thread beats at once; taking the trial wrote that beat already
     (``tuner.storage``), so this one waits an interval first: one write less per trial.
     """
-    storage = rdb_storage(study)
-    interval = storage.get_heartbeat_interval()
-    if interval is None:
+    interval = heartbeat_interval(study)
+    storage = resilient_storage(study)
+    if interval is None or storage is None:
         yield
         return
     stop = threading.Event()
@@ -175,9 +213,9 @@ def _tell(
     study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
 ) -> FrozenTrial:
     try:
-        return _told(study, trial, value, state)
+        return tell_quickly(study, trial, value, state)
     except ValueError:  # "Cannot tell a FAIL trial": failed as stale while we trained
-        stale = study._storage.get_trial(trial._trial_id)
+        stale = storage_of(study).get_trial(trial_id_of(trial))
         if stale.state != TrialState.FAIL or value is None:
             raise
     # A false stale (CPU starved, a long database outage): keep the result all the same,
@@ -198,24 +236,6 @@ def _tell(
     study.add_trial(recovered)
     trials = reversed(study.get_trials(deepcopy=False))
     return next(t for t in trials if t.user_attrs.get(records.RECOVERED_FROM) == stale.number)
-
-
-def _told(
-    study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
-) -> FrozenTrial:
-    """``study.tell`` without its final read of the whole trial back from the storage.
-
-    The trial's own copy already holds everything written during the trial (parameters,
-    attributes, reports); Optuna's tell step returns the state and values it stored.
-    """
-    from optuna.study._tell import _tell_with_warning
-
-    state, values, _ = _tell_with_warning(
-        study=study, trial=trial, value_or_values=value, state=state
-    )
-    frozen = copy.deepcopy(trial._cached_frozen_trial)
-    frozen.state, frozen.values, frozen.datetime_complete = state, values, datetime.now()
-    return frozen
 
 
 def _idle_waits() -> Iterator[float]:

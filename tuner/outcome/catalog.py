@@ -19,6 +19,7 @@ import optuna
 from sqlalchemy import Connection
 
 from tuner import records
+from tuner._optuna_compat import study_id_of
 from tuner.errors import ReportError, StudyExistsError
 from tuner.specs.space import SearchSpace
 from tuner.storage import (
@@ -163,7 +164,7 @@ def _strategy_fields(study: optuna.Study, *, url: str) -> dict[str, Any]:
     if name != "staged":
         return {"strategy": name}
     with read_connection(url) as conn:  # counted in SQL: no trial loaded through Optuna
-        trials = read_trials(conn, study._study_id, attrs=(records.STAGE,))
+        trials = read_trials(conn, study_id_of(study), attrs=(records.STAGE,))
     counts = Counter(t.user_attrs.get(records.STAGE) for t in trials)
     rows = stage_decisions(study, stage_counts=counts)
     return {"strategy": name, "stages": {f"stage {r['stage']}": stage_line(r) for r in rows}}

@@ -19,8 +19,10 @@ import yaml
 from tuner import records
 from tuner.errors import SpecError
 from tuner.outcome.catalog import stored_space
-from tuner.specs.space import ParamDef, SearchSpace
+from tuner.specs.param import ParamDef
+from tuner.specs.space import SearchSpace
 from tuner.specs.validation import read_yaml_mapping
+from tuner.storage.queue import spend_on_queued
 
 
 def parse_assignments(text: str) -> dict[str, Any]:
@@ -58,6 +60,9 @@ def read_configurations(path: str | Path) -> list[dict[str, Any]]:
 def enqueue(study: optuna.Study, configurations: Sequence[Mapping[str, Any]]) -> list[dict]:
     """Validate every configuration, then enqueue them all; return the stored params.
 
+    Within the study's total: each configuration queued takes the place of a trial the
+    study has yet to create (a study whose budget is spent grows by them).
+
     Raises :class:`~tuner.errors.SpecError` listing every problem (an unknown name, a
     parameter this study does not search, a value outside its range) before anything
     is enqueued.
@@ -80,8 +85,11 @@ def enqueue(study: optuna.Study, configurations: Sequence[Mapping[str, Any]]) ->
     stored = [to_stored(space, c, searched=searched, problems=problems) for c in configurations]
     if problems:
         raise SpecError(problems)
+    before = len(study.get_trials(deepcopy=False))
     for params in stored:
         study.enqueue_trial(params, skip_if_exists=True)
+    # Queued configurations run instead of new trials: the study keeps its total.
+    spend_on_queued(study, len(study.get_trials(deepcopy=False)) - before)
     return stored
 
 

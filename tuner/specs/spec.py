@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tuner.errors import SpecError
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
+from tuner.specs.strategies import STRATEGIES, parse_staged_options
 from tuner.specs.validation import NAME_RULE, check_name, read_yaml_mapping, shown, validate_model
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
@@ -98,18 +99,16 @@ class PrunerSpec(_Section):
 class StrategySpec(_Section):
     """How the budget is spent over the tiers: ``flat`` or ``staged`` (tuner.search.strategy)."""
 
-    name: Literal["flat", "staged"] = "flat"
+    name: Literal[STRATEGIES] = "flat"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _options_fit(self) -> StrategySpec:
-        from tuner.search.strategy import parse_options
-
         if self.name == "flat" and self.options:
             raise ValueError(f"the flat strategy takes no options, got {sorted(self.options)}")
         if self.name == "staged":
             try:
-                parse_options(self.options)
+                parse_staged_options(self.options)
             except SpecError as exc:
                 raise ValueError("; ".join(exc.problems)) from None
         return self

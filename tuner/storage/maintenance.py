@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import TrialState
 
+from tuner._optuna_compat import stale_trial_ids, trial_id_of
 from tuner.errors import StorageError
 from tuner.storage.engine import (
     CONNECTIONS_PER_WORKER,
@@ -98,15 +99,14 @@ def _trials_in_flight(
     running: dict[str, int] = {}
     stale: dict[str, list[int]] = {}
     for summary in storage.get_all_studies():
-        trials = storage.get_all_trials(
-            summary._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-        )
+        study_id = storage.get_study_id_from_name(summary.study_name)
+        trials = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         if not trials:
             continue
         running[summary.study_name] = len(trials)
         # Optuna's own staleness test (heartbeat older than the grace period).
-        stale_ids = set(storage._get_stale_trial_ids(summary._study_id))
-        numbers = sorted(t.number for t in trials if t._trial_id in stale_ids)
+        stale_ids = set(stale_trial_ids(storage, study_id))
+        numbers = sorted(t.number for t in trials if trial_id_of(t) in stale_ids)
         if numbers:
             stale[summary.study_name] = numbers
     return running, stale

@@ -10,11 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import optuna
-
+from tuner._optuna_compat import alembic_versions_dir
 from tuner.storage.engine import engine_kwargs, open_storage, require_sqlite_file
 from tuner.storage.urls import mask_url, parse_url
 
@@ -76,7 +74,7 @@ def _schema_head() -> str | None:
     not read as expected (a newer alembic layout), so the caller falls back to Optuna's
     own check rather than trust a partial reading.
     """
-    versions = Path(optuna.__file__).parent / "storages" / "_rdb" / "alembic" / "versions"
+    versions = alembic_versions_dir()
     header = re.compile(r"^(down_)?revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
     named: set[str] = set()
     parents: set[str] = set()

@@ -18,9 +18,9 @@ from typing import Any
 import optuna
 
 from tuner import records
-from tuner.execution import signals as interrupts
 from tuner.search.strategy import Strategy
-from tuner.specs.space import ALL_TIERS, SearchSpace
+from tuner.specs.param import ALL_TIERS
+from tuner.specs.space import SearchSpace
 from tuner.trial.data import Dataset
 from tuner.trial.memory import release_keras_memory
 from tuner.trial.models import Builder
@@ -62,7 +62,7 @@ class KerasObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(records.WORKER, WORKER_ID)
         guard = divergence_guard()
-        try:  # from the first suggestion on, so a Ctrl-C anywhere in the trial is recorded
+        try:
             if self.strategy is not None:
                 params = self.strategy.suggest(trial)
             else:
@@ -86,14 +86,7 @@ class KerasObjective:
             value = result.final(self.metric)
         except optuna.TrialPruned:
             raise
-        except KeyboardInterrupt:
-            trial.set_user_attr(records.FAIL_REASON, "interrupted")
-            raise
-        except Exception as exc:
-            interrupt = interrupts.received()
-            if interrupt is not None:  # TensorFlow turned the interrupt into this error
-                trial.set_user_attr(records.FAIL_REASON, "interrupted")
-                raise interrupt() from exc
+        except Exception as exc:  # interrupts pass: the trial loop records them
             reason = failure_reason(exc)
             trial.set_user_attr(records.FAIL_REASON, reason)
             raise TrialFailed(reason) from exc

@@ -16,6 +16,7 @@ from typing import Any
 
 import optuna
 
+from tuner._optuna_compat import stepped_pruner_settings
 from tuner.trial.keras_env import import_keras
 
 # Pruners that prune only from ``n_warmup_steps`` on, at the first step of every
@@ -42,11 +43,10 @@ def could_prune(pruner: optuna.pruners.BasePruner, *, step: int) -> bool:
         return False
     if type(pruner) not in _STEPPED:
         return True
-    # Private in Optuna, hence the fallback: unknown settings mean ask.
-    warmup = getattr(pruner, "_n_warmup_steps", None)
-    interval = getattr(pruner, "_interval_steps", None)
-    if not isinstance(warmup, int) or not isinstance(interval, int) or interval < 1:
+    settings = stepped_pruner_settings(pruner)  # None: unknown settings mean ask
+    if settings is None:
         return True
+    warmup, interval = settings
     return step >= warmup and (step - warmup) % interval == 0
 
 

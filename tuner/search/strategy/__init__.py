@@ -26,11 +26,10 @@ from tuner.errors import SpecError
 from tuner.search.strategy._decide import effective_values
 from tuner.search.strategy._describe import STAGE_COLUMNS, stage_cells, stage_line
 from tuner.search.strategy._flat import FlatStrategy, Strategy
-from tuner.search.strategy._plan import StagedOptions
 from tuner.search.strategy._staged import StagedStrategy
-from tuner.specs.space import ALL_TIERS, SearchSpace
-
-STRATEGIES = ("flat", "staged")
+from tuner.specs.param import ALL_TIERS
+from tuner.specs.space import SearchSpace
+from tuner.specs.strategies import STRATEGIES, StagedOptions, parse_staged_options
 
 __all__ = [
     "STAGE_COLUMNS",
@@ -79,15 +78,8 @@ def make_strategy(
         n_trials=n_trials,
         tiers=frozenset(tiers),
         fixed=fixed,
-        options=parse_options(options),
+        options=parse_staged_options(options),
     )
-
-
-def parse_options(options: Mapping[str, Any] | None) -> StagedOptions:
-    """Validate staged options; every problem in one :class:`~tuner.errors.SpecError`."""
-    from tuner.specs.validation import validate_model
-
-    return validate_model(StagedOptions, dict(options or {}), source="strategy.options")
 
 
 def stage_decisions(

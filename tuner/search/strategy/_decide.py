@@ -22,8 +22,9 @@ import optuna
 
 from tuner import records
 from tuner.search.importance import measure_importance
-from tuner.search.strategy._plan import StagedOptions
-from tuner.specs.space import Choice, ParamDef, SearchSpace
+from tuner.specs.param import Choice, ParamDef
+from tuner.specs.space import SearchSpace
+from tuner.specs.strategies import StagedOptions
 
 
 def effective_values(

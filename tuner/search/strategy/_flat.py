@@ -10,7 +10,8 @@ import optuna
 
 from tuner import records
 from tuner.errors import SpecError
-from tuner.specs.space import ALL_TIERS, Choice, SearchSpace
+from tuner.specs.param import ALL_TIERS, Choice
+from tuner.specs.space import SearchSpace
 
 
 class Strategy(Protocol):

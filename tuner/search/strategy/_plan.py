@@ -1,5 +1,5 @@
-"""The staged strategy's options and its stage plan: which tiers each stage searches, and
-from which trial number on.
+"""The staged strategy's stage plan: which tiers each stage searches, and from which
+trial number on.
 
 A trial's stage is a pure function of its number (Optuna numbers trials 0, 1, 2, ... in
 the order the storage creates them), so every worker on the same storage agrees on it
@@ -10,72 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
+from typing import Any
 
 from tuner.errors import SpecError
-from tuner.search.importance import EVALUATORS
 from tuner.specs.space import SearchSpace
-
-
-class StagedOptions(BaseModel):
-    """Options of ``strategy: {name: staged, options: {...}}``; every field has a default."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    budget: Literal["tiers"] | list[PositiveFloat] = Field(
-        "tiers",
-        description="share of the trials per stage: 'tiers' (by tier size) or one weight "
-        "per stage, e.g. [1, 1, 2]",
-    )
-    freeze_below: float = Field(
-        0.05,
-        ge=0,
-        lt=1,
-        description="freeze a parameter whose importance interval lies entirely below this "
-        "share of the total importance",
-    )
-    narrow: bool = Field(True, description="narrow the ranges of important numeric parameters")
-    narrow_above: float = Field(
-        0.2,
-        ge=0,
-        le=1,
-        description="a parameter is important when its interval lies entirely above this share",
-    )
-    narrow_top: float = Field(
-        0.2, gt=0, le=1, description="share of the best trials whose values span the new range"
-    )
-    narrow_margin: float = Field(
-        0.5, ge=0, description="widen their span by this fraction of it on each side"
-    )
-    min_width: float = Field(
-        0.25, gt=0, le=1, description="a narrowed range keeps at least this share of the old"
-    )
-    n_bootstrap: int = Field(20, ge=0, description="bootstrap replicates of importance")
-    interval: float = Field(0.9, gt=0, lt=1, description="central probability of intervals")
-    evaluators: list[str] = Field(
-        default_factory=lambda: ["ped_anova", "fanova", "mean_decrease_impurity"],
-        description="importance evaluators (tuner.search.importance.EVALUATORS)",
-    )
-    min_trials: int | None = Field(
-        None,
-        ge=2,
-        description="complete trials importance needs (default: 4 per parameter, at least 20)",
-    )
-    wait_s: float = Field(
-        600.0,
-        ge=0,
-        description="at a stage boundary, wait at most this long for earlier trials still "
-        "running elsewhere, so that every worker decides on the same trials",
-    )
-
-    @field_validator("evaluators")
-    @classmethod
-    def _known_evaluators(cls, value: list[str]) -> list[str]:
-        if not value or not set(value) <= set(EVALUATORS):
-            raise ValueError(f"evaluators must be among {list(EVALUATORS)}, got {value}")
-        return value
 
 
 @dataclass(frozen=True)

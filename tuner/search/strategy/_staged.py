@@ -30,13 +30,14 @@ from tuner.search.strategy._decide import decide, narrowed_space
 from tuner.search.strategy._flat import recorded_strategy
 from tuner.search.strategy._plan import (
     Stage,
-    StagedOptions,
     make_plan,
     plan_from_json,
     plan_to_json,
     stage_of,
 )
-from tuner.specs.space import ALL_TIERS, Choice, SearchSpace
+from tuner.specs.param import ALL_TIERS, Choice
+from tuner.specs.space import SearchSpace
+from tuner.specs.strategies import StagedOptions
 
 POLL_S = 0.2
 

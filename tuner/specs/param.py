@@ -1,0 +1,192 @@
+"""One parameter of a search space: its type, range or choices, tier, default, condition.
+
+``one_minus`` samples ``1 - x`` (stored as ``one_minus_<name>``), so β near 1 is searched on
+a log scale; ``power_of_two`` samples the exponent (stored as ``log2_<name>``), so a batch
+size stays a power of two and keeps its order for TPE. :class:`ParamDef` converts between
+the stored value and the model value both ways.
+
+This module knows nothing of Keras.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import optuna
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Choice = bool | int | float | str
+ALL_TIERS = frozenset({1, 2, 3, 4})
+
+MAX_BOUND = 1e15  # beyond this, samplers lose integer precision and high - low may overflow
+
+
+class ParamDef(BaseModel):
+    """One hyperparameter: its distribution, tier, default and optional condition."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["float", "int", "categorical"]
+    # The range is checked in _check, so a bad tier is reported with the other problems.
+    tier: int = Field(
+        description="1 = most important (DOMAIN.md)", json_schema_extra={"minimum": 1, "maximum": 4}
+    )
+    default: Choice
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    one_minus: bool = Field(False, description="sample 1 - x (floats in (0, 1))")
+    power_of_two: bool = Field(False, description="sample the exponent (ints)")
+    choices: list[Choice] | None = None
+    condition: dict[str, list[Choice]] | None = Field(
+        None, description="active only when each named parameter takes one of the values"
+    )
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> ParamDef:
+        problems = (
+            self._categorical_problems() if self.type == "categorical" else self._numeric_problems()
+        )
+        if self.tier not in ALL_TIERS:
+            problems.append(f"tier must be 1, 2, 3 or 4 (1 = most important), got {self.tier}")
+        if problems:  # one line each; problems_from splits them
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _categorical_problems(self) -> list[str]:
+        numeric_only = {"low": self.low, "high": self.high, "step": self.step}
+        problems = [f"'{k}' is for float/int parameters" for k, v in numeric_only.items() if v]
+        if self.log or self.one_minus or self.power_of_two:
+            problems.append("log, one_minus and power_of_two are for float/int parameters")
+        if not self.choices:
+            problems.append("choices must be a non-empty list for a categorical parameter")
+        elif self.default not in self.choices:
+            problems.append(f"default {self.default!r} is not one of choices {self.choices}")
+        return problems
+
+    def _numeric_problems(self) -> list[str]:
+        if self.choices is not None:
+            return ["'choices' is for categorical parameters; use low/high here"]
+        if self.low is None or self.high is None:
+            return [f"low and high are required for a {self.type} parameter"]
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return [f"bounds must be finite numbers, got low={self.low}, high={self.high}"]
+        if max(abs(self.low), abs(self.high)) > MAX_BOUND:
+            # Samplers compute high - low and sample in float64: wider ranges overflow.
+            return [f"bounds must lie within ±{MAX_BOUND:g}, got low={self.low}, high={self.high}"]
+        problems = []
+        if self.low > self.high:
+            problems.append(
+                f"low <= high must hold, got low={self.low}, high={self.high} (swap them)"
+            )
+        if self.log and self.step is not None:
+            problems.append("log and step exclude each other: drop one of them")
+        if self.log and self.low <= 0 and not self.one_minus:
+            problems.append(f"log scale needs low > 0, got low={self.low} (raise low or drop log)")
+        if self.step is not None and self.step <= 0:
+            problems.append(f"step must be > 0, got {self.step}")
+        elif (
+            self.step is not None
+            and not problems
+            and not _fits_steps(self.low, self.high, self.step)
+        ):
+            # Optuna would silently move high down to the last whole step.
+            problems.append(
+                f"high - low must be a whole number of steps, got {self.low}..{self.high} "
+                f"step {self.step}; move high to a multiple of step from low"
+            )
+        if self.one_minus and (self.type != "float" or not 0 <= self.low < self.high < 1):
+            problems.append("one_minus needs a float parameter with 0 <= low < high < 1")
+        if self.power_of_two and (self.type != "int" or not self._bounds_are_powers_of_two()):
+            problems.append(
+                "power_of_two needs an int parameter whose low and high are powers of 2"
+            )
+        if self.type == "int" and not (
+            float(self.low).is_integer() and float(self.high).is_integer()
+        ):
+            problems.append(f"int bounds must be whole numbers, got {self.low}..{self.high}")
+        if isinstance(self.default, (bool, str)):
+            problems.append(f"default must be a number, got {self.default!r}")
+        elif not problems and not self.low <= self.default <= self.high:
+            problems.append(
+                f"default {self.default} is outside low..high ({self.low}..{self.high}); "
+                f"set a default inside the range"
+            )
+        return problems
+
+    def _bounds_are_powers_of_two(self) -> bool:
+        return all(
+            v is not None and v >= 1 and math.log2(v).is_integer() for v in (self.low, self.high)
+        )
+
+    # -- the Optuna side -------------------------------------------------------------
+    def stored_name(self, name: str) -> str:
+        """The parameter's name in Optuna's storage (transformed ones carry a prefix)."""
+        if self.one_minus:
+            return f"one_minus_{name}"
+        if self.power_of_two:
+            return f"log2_{name}"
+        return name
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        """The Optuna distribution of the stored (possibly transformed) value."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.type == "categorical":
+            return CategoricalDistribution(list(self.choices or []))
+        assert self.low is not None and self.high is not None
+        if self.one_minus:
+            return FloatDistribution(_one_minus(self.high), _one_minus(self.low), log=self.log)
+        if self.power_of_two:
+            return IntDistribution(int(math.log2(self.low)), int(math.log2(self.high)))
+        if self.type == "int":
+            return IntDistribution(
+                int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def to_value(self, stored: Any) -> Choice:
+        """Map a stored Optuna value back to the value the model uses."""
+        if self.one_minus:
+            return _one_minus(stored)
+        if self.power_of_two:
+            return 2 ** int(stored)
+        if self.type == "int":
+            return int(stored)
+        if self.type == "float":
+            return float(stored)
+        return stored  # type: ignore[no-any-return]
+
+    def to_stored(self, value: Any) -> Any:
+        """Map a model value to the stored Optuna value (inverse of :meth:`to_value`)."""
+        if self.one_minus:
+            return _one_minus(value)
+        if self.power_of_two:
+            return round(math.log2(value))
+        return value
+
+    def describe_range(self) -> str:
+        """A short human form of the range, e.g. ``1e-05..1 (log)``."""
+        if self.type == "categorical":
+            return "{" + ", ".join(str(c) for c in self.choices or []) + "}"
+        scale = " (log)" if self.log else ""
+        step = f" step {self.step:g}" if self.step else ""
+        pow2 = " (powers of 2)" if self.power_of_two else ""
+        return f"{self.low:g}..{self.high:g}{scale}{step}{pow2}"
+
+
+def _fits_steps(low: float, high: float, step: float) -> bool:
+    steps = (high - low) / step
+    return math.isclose(steps, round(steps), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _one_minus(x: float) -> float:
+    # Rounded so that 1 - 0.8 is stored as 0.2, not 0.19999999999999996.
+    return round(1.0 - float(x), 12)
