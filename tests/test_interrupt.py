@@ -72,7 +72,7 @@ def test_ctrl_c_fails_the_running_trial_prints_the_summary_and_exits_130(
 
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert "Interrupted: the running trial is marked failed (interrupted)." in stderr
+    assert "Interrupted: trial 0 is marked failed (interrupted)." in stderr
     assert "Study tiny: 1 trials (1 fail)" in stdout
     assert "Failures: interrupted ×1" in stdout
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials

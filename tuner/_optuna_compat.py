@@ -94,9 +94,16 @@ def tell_quickly(
     state, values, _ = _tell_with_warning(
         study=study, trial=trial, value_or_values=value, state=state
     )
-    frozen = copy.deepcopy(trial._cached_frozen_trial)
+    frozen = written_so_far(trial)
     frozen.state, frozen.values, frozen.datetime_complete = state, values, datetime.now()
     return frozen
+
+
+def written_so_far(trial: optuna.Trial) -> FrozenTrial:
+    """What this process wrote to a running trial (params, attributes, reports), from the
+    trial's own copy: the storage may no longer accept or show them (a trial failed as
+    stale meanwhile keeps only what reached it before)."""
+    return copy.deepcopy(trial._cached_frozen_trial)
 
 
 def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> list[int]:

@@ -10,6 +10,11 @@ from typing import Any, TextIO
 import click
 
 from tuner import records
+from tuner.execution.worker import TERMINATED
+from tuner.storage.queue import STALE
+
+# A trial failed for these reasons is queued again (while retries are left).
+REQUEUED = (TERMINATED, STALE)
 
 
 class TrialProgress:
@@ -20,7 +25,7 @@ class TrialProgress:
         self.maximize = direction == "maximize"
         self.stream = stream or sys.stderr
         self.started = time.monotonic()
-        self.done = self.pruned = self.failed = 0
+        self.done = self.pruned = self.failed = self.requeued = 0
         self.best: float | None = None
         self._bar: Any = None
         if self.stream.isatty():
@@ -30,6 +35,14 @@ class TrialProgress:
 
     def __call__(self, study: Any, trial: Any) -> None:
         state = trial.state.name
+        if state == "FAIL" and _reason(trial) in REQUEUED:
+            # Its retry is one of the trials to run: counting both would show 14/12 done.
+            self.requeued += 1
+            if self._bar is not None:
+                self._bar.write(f"trial {trial.number} queued again: {_reason(trial)}")
+            else:
+                click.echo(f"trial {trial.number} queued again: {_reason(trial)}", file=self.stream)
+            return
         self.done += 1
         self.pruned += state == "PRUNED"
         self.failed += state == "FAIL"
@@ -50,7 +63,8 @@ class TrialProgress:
 
     def _counts(self) -> str:
         best = "-" if self.best is None else f"{self.best:.4g}"
-        return f"pruned {self.pruned}, failed {self.failed}, best {best}"
+        requeued = f", re-queued {self.requeued}" if self.requeued else ""
+        return f"pruned {self.pruned}, failed {self.failed}{requeued}, best {best}"
 
     def _progress_line(self) -> str:
         total = "?" if self.total is None else str(self.total)

@@ -140,14 +140,9 @@ def run(
         click.echo("Terminated: the running trial is marked failed and queued again.", err=True)
         echo_summary(summarize(prepared.study, storage_url=url), spec_file=spec_file)
         raise SystemExit(EXIT_TERMINATED) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         progress.close()
-        stopped = (
-            "the running trial is marked failed (interrupted)"
-            if slots is None
-            else "workers stopped; their trials are marked failed (terminated) and queued again"
-        )
-        click.echo(f"Interrupted: {stopped}.", err=True)
+        click.echo(f"Interrupted: {_stopped(exc, supervised=slots is not None)}.", err=True)
         echo_summary(summarize(prepared.study, storage_url=url), spec_file=spec_file)
         raise SystemExit(130) from None
     except StudyStopped:
@@ -176,3 +171,11 @@ def _slots(
 
 def _to_run(count: int | None) -> str:
     return "open-ended" if count is None else str(count)
+
+
+def _stopped(interrupt: KeyboardInterrupt, *, supervised: bool) -> str:
+    """What Ctrl-C stopped: workers, the running trial, or nothing yet running."""
+    if supervised:
+        return "workers stopped; their trials are marked failed (terminated) and queued again"
+    notes = getattr(interrupt, "__notes__", [])  # the trial loop's note, if one ran
+    return notes[-1] if notes else "no trial was running"

@@ -32,7 +32,12 @@ from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
 from tuner.specs.spec import ResolvedSpec, StrategySpec, resolve_spec
 from tuner.storage import mask_url, open_storage, study_exists
-from tuner.storage.queue import FINISHED, reserve_trials, reserved_trials
+from tuner.storage.queue import (
+    FINISHED,
+    reserve_trials,
+    reserved_trials,
+    resilient_storage,
+)
 from tuner.trial.data import Dataset, load_dataset
 from tuner.trial.memory import long_lived_frozen
 from tuner.trial.models import Builder
@@ -272,6 +277,9 @@ def execute(
             deadline=None if timeout is None else time.monotonic() + timeout,
             spend=prepared.to_run is not None,
         )
+    storage = resilient_storage(prepared.study)
+    if storage is not None:
+        storage.check_file()  # deleted after the last write: the summary would read a ghost
     if breaker.tripped:
         raise StudyStopped(
             f"stopped after {breaker.limit} consecutive failed trials (last: "

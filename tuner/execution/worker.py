@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -26,9 +27,13 @@ from tuner._optuna_compat import (
     storage_of,
     tell_quickly,
     trial_id_of,
+    written_so_far,
 )
+from tuner.errors import StorageError
 from tuner.execution import signals
 from tuner.execution.signals import Sigterm, WorkerTerminated
+from tuner.storage.claims import BudgetSpent
+from tuner.storage.outage import through_outage
 from tuner.storage.queue import (
     claim_retry_of,
     heartbeat_interval,
@@ -127,21 +132,31 @@ def run_worker(
                 return WorkerOutcome("trial_limit" if work_left(study) else "drained", done)
             if deadline is not None and time.monotonic() >= deadline:
                 return WorkerOutcome("deadline", done)
-            reap()
-            trial = take_trial(study, spend=spend)
+            trial = through_outage(lambda: _next_trial(study, reap, spend=spend))
             if trial is None:
-                if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if not through_outage(lambda: _others_running(study)):
                     return WorkerOutcome("drained", done)
                 time.sleep(next(idle))
                 continue
             frozen = run_trial(study, trial, objective, sigterm=sigterm)
             done += 1
             idle = _idle_waits()
+            if frozen is None:  # taken back by another worker: its retry runs elsewhere
+                continue
             for callback in callbacks:
                 callback(study, frozen)
             if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
                 return WorkerOutcome("out_of_memory", done)
     return WorkerOutcome("stopped", done)
+
+
+def _next_trial(study: optuna.Study, reap: Callable[[], None], *, spend: bool) -> Any:
+    reap()
+    return take_trial(study, spend=spend)
+
+
+def _others_running(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def run_trial(
@@ -150,8 +165,14 @@ def run_trial(
     objective: Objective,
     *,
     sigterm: Sigterm | None = None,
-) -> FrozenTrial:
-    """Run one taken trial under a heartbeat and record its outcome, whatever happens."""
+) -> FrozenTrial | None:
+    """Run one taken trial under a heartbeat and record its outcome, whatever happens.
+
+    None when another worker failed the trial as stale meanwhile and its retry already
+    runs elsewhere: the result here is dropped, so that no trial counts twice. A fault of
+    the whole study (:class:`~tuner.errors.StorageError`: disk full, database file gone)
+    propagates, as no outcome can be recorded.
+    """
     value: float | None = None
     state: TrialState | None = None
     interrupted: KeyboardInterrupt | None = None
@@ -163,6 +184,8 @@ def run_trial(
             state = TrialState.PRUNED
         except KeyboardInterrupt as exc:
             state, interrupted = TrialState.FAIL, exc
+        except StorageError:
+            raise
         except Exception as exc:  # one bad trial never stops a worker
             state = TrialState.FAIL
             noted = signals.received()
@@ -170,14 +193,15 @@ def run_trial(
                 interrupted = noted()
             elif not isinstance(exc, TrialFailed):  # the objective stored its own reason
                 trial.set_user_attr(records.FAIL_REASON, failure_reason(exc))
+    why = TERMINATED if isinstance(interrupted, WorkerTerminated) else INTERRUPTED
     if interrupted is not None:
-        why = TERMINATED if isinstance(interrupted, WorkerTerminated) else INTERRUPTED
         trial.set_user_attr(records.FAIL_REASON, why)
     frozen = _tell(study, trial, value, state)
-    if isinstance(interrupted, WorkerTerminated):
+    if isinstance(interrupted, WorkerTerminated) and frozen is not None:
         # Whoever stops a worker does not mean to shrink the study: the trial runs again.
         study.enqueue_trial(dict(frozen.params))
     if interrupted is not None:
+        interrupted.add_note(f"trial {trial.number} is marked failed ({why})")  # for messages
         raise interrupted
     return frozen
 
@@ -211,31 +235,77 @@ def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
 
 def _tell(
     study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
-) -> FrozenTrial:
+) -> FrozenTrial | None:
     try:
         return tell_quickly(study, trial, value, state)
-    except ValueError:  # "Cannot tell a FAIL trial": failed as stale while we trained
+    except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
         stale = storage_of(study).get_trial(trial_id_of(trial))
-        if stale.state != TrialState.FAIL or value is None:
+        if stale.state != TrialState.FAIL:
             raise
-    # A false stale (CPU starved, a long database outage): keep the result all the same,
-    # in the retry queued for it if no one took that yet, so the study keeps its count.
-    log.warning("trial %s was failed as stale while it ran; its result is kept", stale.number)
-    retry = claim_retry_of(study, stale.number)
-    if retry is not None:
-        for key, attr in stale.user_attrs.items():
-            retry.set_user_attr(key, attr)
-        retry.set_user_attr(records.RECOVERED_FROM, stale.number)
-        return study.tell(retry, value)
-    recovered = optuna.trial.create_trial(
-        params=stale.params,
-        distributions=stale.distributions,
-        value=value,
-        user_attrs={**stale.user_attrs, records.RECOVERED_FROM: stale.number},
+    # Failed as stale while it ran here (stopped, starved, cut off from the database past
+    # the grace period). The reaper queued a retry: a result is kept in it if no one took
+    # it yet, else dropped, as the retry counts for this trial and runs elsewhere.
+    if value is not None and state in (None, TrialState.COMPLETE):
+        kept = _keep_in_retry(study, trial, stale.number, value)
+        if kept is not None:
+            return kept
+    log.warning(
+        "trial %s was failed as stale while it ran here; its retry runs instead, this "
+        "result is dropped",
+        stale.number,
     )
-    study.add_trial(recovered)
+    return None
+
+
+def _keep_in_retry(
+    study: optuna.Study, trial: optuna.Trial, number: int, value: float
+) -> FrozenTrial | None:
+    """Record ``value`` in the retry queued for trial ``number``, if no one took it yet;
+    with no retry queued (retries spent), in a new trial, if the budget has one left."""
+    written = written_so_far(trial)
+    retry = claim_retry_of(study, number)
+    if retry is None:
+        if _retry_exists(study, number):
+            return None
+        return _recovered_trial(study, written, number, value)
+    storage = storage_of(study)
+    for name, model_value in written.params.items():
+        dist = written.distributions[name]
+        storage.set_trial_param(trial_id_of(retry), name, dist.to_internal_repr(model_value), dist)
+    for key, attr in {**written.user_attrs, records.RECOVERED_FROM: number}.items():
+        retry.set_user_attr(key, attr)
+    for step, intermediate in written.intermediate_values.items():
+        storage.set_trial_intermediate_value(trial_id_of(retry), step, intermediate)
+    log.warning("trial %s was failed as stale while it ran; its result is kept", number)
+    return tell_quickly(study, retry, value, TrialState.COMPLETE)
+
+
+def _retry_exists(study: optuna.Study, number: int) -> bool:
+    return any(
+        t.system_attrs.get("retry_history", [None])[-1] == number
+        for t in study.get_trials(deepcopy=False)
+    )
+
+
+def _recovered_trial(
+    study: optuna.Study, written: FrozenTrial, number: int, value: float
+) -> FrozenTrial | None:
+    recovered = optuna.trial.create_trial(
+        params=written.params,
+        distributions=written.distributions,
+        value=value,
+        intermediate_values=written.intermediate_values,
+        user_attrs={**written.user_attrs, records.RECOVERED_FROM: number},
+    )
+    storage = resilient_storage(study)
+    try:
+        with storage.spending_budget() if storage else contextlib.nullcontext():
+            study.add_trial(recovered)
+    except BudgetSpent:
+        return None
+    log.warning("trial %s was failed as stale while it ran; its result is kept", number)
     trials = reversed(study.get_trials(deepcopy=False))
-    return next(t for t in trials if t.user_attrs.get(records.RECOVERED_FROM) == stale.number)
+    return next(t for t in trials if t.user_attrs.get(records.RECOVERED_FROM) == number)
 
 
 def _idle_waits() -> Iterator[float]:

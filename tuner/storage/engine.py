@@ -9,15 +9,19 @@ to ``$TUNER_MAX_RETRY`` times.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from tuner.errors import StorageError, StudyNotFoundError
+from tuner.records import FAIL_REASON
 from tuner.storage.resilient import ResilientRDBStorage
 from tuner.storage.urls import mask_url, parse_url
 
@@ -27,17 +31,13 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_S = 60
 
-# Heartbeat timing and retries can be shortened (tests) or lengthened (slow networks).
-HEARTBEAT_INTERVAL_S = int(os.environ.get("TUNER_HEARTBEAT_INTERVAL", "30"))
-
-GRACE_PERIOD_S = int(os.environ.get("TUNER_GRACE_PERIOD", "120"))
-
-MAX_RETRY = int(os.environ.get("TUNER_MAX_RETRY", "2"))
 
 # A worker holds one connection for its trial loop and one for its heartbeat thread.
 CONNECTIONS_PER_WORKER = 2
 
 SQLITE_MAX_WORKERS = 4
+FIRST_START_ATTEMPTS = 5
+SCHEMA_LOCK_KEY = 0x74756E6572  # "tuner": the advisory lock taken while creating the schema
 
 
 def engine_kwargs(parsed: Any) -> dict[str, Any]:
@@ -112,14 +112,15 @@ def open_storage(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat
-            heartbeat_kwargs = _heartbeat_kwargs() if heartbeat else {}
-            storage = ResilientRDBStorage(
-                parsed.render_as_string(hide_password=False),
-                engine_kwargs=engine_kwargs(parsed),
-                skip_table_creation=not create,
-                skip_compatibility_check=not check_schema,
-                **heartbeat_kwargs,
-            )
+            options = {
+                "engine_kwargs": engine_kwargs(parsed),
+                "skip_table_creation": not create,
+                "skip_compatibility_check": not check_schema,
+                # Processes that run trials wait out outages; other commands give up.
+                "patience_s": _patience(running_trials=heartbeat),
+                **(_heartbeat_kwargs() if heartbeat else {}),
+            }
+            storage = _first_start_safe(parsed, create=create, **options)
     except NoSuchModuleError:
         raise StorageError(
             f"storage URL {masked}: unknown database scheme {parsed.drivername!r}; use "
@@ -144,7 +145,66 @@ def open_storage(
         _drop_closed_connections(storage.engine)
     if create and parsed.get_backend_name() == "sqlite":
         _use_wal(storage)
+        if parsed.database and parsed.database != ":memory:":
+            storage.watch_file(parsed.database)
     return storage
+
+
+def _patience(*, running_trials: bool) -> float | None:
+    """Seconds a write waits out a database outage: ``$TUNER_WRITE_RETRY_SECONDS``, else
+    as long as the outage lasts where trials run, else 120 s (a command someone waits on)."""
+    configured = os.environ.get("TUNER_WRITE_RETRY_SECONDS")
+    if configured:
+        return float(configured)
+    return None if running_trials else 120.0
+
+
+def _first_start_safe(parsed: Any, *, create: bool, **options: Any) -> ResilientRDBStorage:
+    """Open the storage; when it creates the schema, safely against others doing the same.
+
+    Optuna creates its tables and version row with a check first, so workers starting
+    at once on an empty database race: on PostgreSQL, all but one die on a duplicate type
+    or row. An advisory lock there makes them create one after the other; on SQLite
+    (writers already queue up) a creation that lost the race is simply tried again.
+    """
+    url = parsed.render_as_string(hide_password=False)
+    if not create:
+        return ResilientRDBStorage(url, **options)
+    attempt = 1
+    with _schema_lock(parsed):
+        while True:
+            try:
+                return ResilientRDBStorage(url, **options)
+            except Exception as exc:
+                if attempt == FIRST_START_ATTEMPTS or not _created_meanwhile(exc):
+                    raise
+                time.sleep(0.2 * attempt)
+                attempt += 1
+
+
+@contextlib.contextmanager
+def _schema_lock(parsed: Any) -> Iterator[None]:
+    if parsed.get_backend_name() != "postgresql":
+        yield
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(parsed, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("select pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+def _created_meanwhile(exc: BaseException) -> bool:
+    text = f"{exc} {exc.__cause__}".lower()
+    return "already exists" in text or "unique" in text or "duplicate" in text
 
 
 def require_sqlite_file(database: str | None, masked: str) -> None:
@@ -185,14 +245,33 @@ def _fix_hint(parsed: Any) -> str:
     return "check the URL's host, port, user, password and database, and that the server runs"
 
 
+def grace_period_s() -> int:
+    """Seconds without a heartbeat after which a RUNNING trial is stale.
+
+    Heartbeat timing and retries come from the environment when a storage is opened, so
+    they can be shortened (tests) or lengthened (slow networks): ``$TUNER_HEARTBEAT_INTERVAL``
+    (30), ``$TUNER_GRACE_PERIOD`` (120), ``$TUNER_MAX_RETRY`` (2).
+    """
+    return int(os.environ.get("TUNER_GRACE_PERIOD", "120"))
+
+
 def _heartbeat_kwargs() -> dict[str, Any]:
     return {
-        "heartbeat_interval": HEARTBEAT_INTERVAL_S,
-        "grace_period": GRACE_PERIOD_S,
-        "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=MAX_RETRY
+        "heartbeat_interval": int(os.environ.get("TUNER_HEARTBEAT_INTERVAL", "30")),
+        "grace_period": grace_period_s(),
+        "heartbeat_stale_trial_callback": RequeueStaleTrial(
+            max_retry=int(os.environ.get("TUNER_MAX_RETRY", "2"))
         ),
     }
+
+
+class RequeueStaleTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a stale trial, without the reason it failed: the retry is a new
+    chance, and a completed retry must not read as failed."""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != FAIL_REASON}
+        super().__call__(study, trial)
 
 
 def _use_wal(storage: optuna.storages.RDBStorage) -> None:

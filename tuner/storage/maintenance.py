@@ -14,8 +14,8 @@ from tuner._optuna_compat import stale_trial_ids, trial_id_of
 from tuner.errors import StorageError
 from tuner.storage.engine import (
     CONNECTIONS_PER_WORKER,
-    GRACE_PERIOD_S,
     connection_budget,
+    grace_period_s,
     open_storage,
     sqlite_warning,
 )
@@ -73,7 +73,7 @@ def diagnose(url: str, *, workers: int = 1) -> Diagnosis:
     for name, numbers in stale.items():
         warnings.append(
             f"study {name}: trials {numbers} are RUNNING without a heartbeat for over "
-            f"{GRACE_PERIOD_S}s (dead workers): `tuner storage reap` fails and re-queues them"
+            f"{grace_period_s()}s (dead workers): `tuner storage reap` fails and re-queues them"
         )
     sqlite = sqlite_warning(url, workers=workers)
     if sqlite:

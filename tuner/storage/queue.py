@@ -29,15 +29,21 @@ from tuner import records
 from tuner._optuna_compat import (
     backend_of,
     forget_cached_trials,
+    stale_trial_ids,
     storage_of,
     study_id_of,
     trial_id_of,
 )
 from tuner.storage.claims import COUNTED, FINISHED, BudgetSpent
+from tuner.storage.resilient import ResilientRDBStorage
+
+# The reason stored on a trial the reaper failed (and re-queued, while retries are left).
+STALE = "stale: its worker sent no heartbeat for the grace period (stopped, killed or cut off)"
 
 __all__ = [
     "COUNTED",
     "FINISHED",
+    "STALE",
     "claim_retry_of",
     "heartbeat_interval",
     "reap_study",
@@ -49,7 +55,6 @@ __all__ = [
     "take_trial",
     "work_left",
 ]
-from tuner.storage.resilient import ResilientRDBStorage
 
 
 def reserve_trials(study: optuna.Study, *, total: int) -> int:
@@ -172,6 +177,12 @@ def reap_study(study: optuna.Study) -> list[int]:
 
 
 def _reap(study: optuna.Study) -> None:
+    storage = resilient_storage(study)
+    if storage is None:
+        return
+    # Say why, while the trials are still RUNNING (a FAIL trial takes no more attributes).
+    for trial_id in stale_trial_ids(storage, study_id_of(study)):
+        storage.set_trial_user_attr(trial_id, records.FAIL_REASON, STALE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)

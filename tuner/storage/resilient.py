@@ -1,18 +1,18 @@
 """Optuna's RDB storage, made to outlive dropped connections and database restarts.
 
 Faults survived here rather than in every caller: writes that meet a dropped connection
-are retried with backoff; the heartbeat outlives database outages. Workers take trials
-here too, each in one transaction: the oldest queued (WAITING) trial, else a new trial
-from the study's budget (:meth:`ResilientRDBStorage.spending_budget`).
+wait the outage out (:mod:`tuner.storage.outage`); the heartbeat outlives outages; writes
+to a trial that another worker failed as stale meanwhile are dropped instead of killing
+the worker; an SQLite file deleted or replaced under a running study is noticed. Workers
+take trials here too, each in one transaction: the oldest queued (WAITING) trial, else a
+new trial from the study's budget (:meth:`ResilientRDBStorage.spending_budget`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -20,11 +20,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.storage import claims
-
-WRITE_RETRY_S = float(os.environ.get("TUNER_WRITE_RETRY_SECONDS", "120"))
+from tuner.storage.outage import first_line, is_connection_error, outage, through_outage
+from tuner.storage.sqlite_file import SqliteFile
 
 log = logging.getLogger(__name__)
-
 T = TypeVar("T")
 
 
@@ -36,17 +35,35 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage, made to outlive dropped connections and database restarts.
 
     Optuna's heartbeat thread dies at the first database error and a finished trial's
-    final write is tried once; here the heartbeat logs and carries on, and the writes a
-    trial makes are retried with backoff for up to ``$TUNER_WRITE_RETRY_SECONDS``. Trial
+    final write is tried once; here the heartbeat carries on, and the writes a trial makes
+    wait out an outage for ``patience_s`` seconds (None: as long as it lasts). Trial
     claims and the study's budget go through single SQL statements
     (:mod:`tuner.storage.claims`) where Optuna would read, then write.
     """
+
+    def __init__(self, *args: Any, patience_s: float | None = None, **kwargs: Any) -> None:
+        self.patience_s = patience_s
+        self._file: SqliteFile | None = None
+        self._taken_back: set[int] = set()
+        super().__init__(*args, **kwargs)
+
+    def watch_file(self, path: str) -> None:
+        """Notice from now on if the SQLite file at ``path`` is deleted, replaced or emptied."""
+        self._file = SqliteFile(path)
+
+    def check_file(self) -> None:
+        """Raise :class:`~tuner.errors.StorageError` if the watched SQLite file is gone."""
+        if self._file is not None:
+            self._file.check()
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
             super().record_heartbeat(trial_id)
         except Exception as exc:  # the next beat retries; the thread must survive
-            log.warning("heartbeat of trial %s not recorded: %s", trial_id, _first_line(exc))
+            if not is_connection_error(exc):
+                log.warning("heartbeat of trial %s not recorded: %s", trial_id, first_line(exc))
+            else:
+                outage.down(exc)
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -63,7 +80,7 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
             return super(ResilientRDBStorage, self).set_trial_state_values(trial_id, state, values)
 
         try:
-            return _retry(write)
+            return self._retry(write)
         except optuna.exceptions.UpdateFinishedTrialError:
             # Only a retry may find its own earlier write (committed, its reply lost).
             # On the first attempt the trial was finished by someone else, e.g. another
@@ -104,9 +121,9 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
                 claims.reserve(conn, study_id, total=total)
 
         try:
-            _retry(once)
-        except IntegrityError:  # another process recorded the first total meanwhile
-            _retry(once)
+            self._retry(once)
+        except IntegrityError:  # another process set the first budget meanwhile
+            self._retry(once)
 
     def move_budget(self, study_id: int, change: int) -> None:
         """Add ``change`` to the study's budget (:func:`tuner.storage.claims.move_budget`)."""
@@ -143,45 +160,40 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         return trial
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        _retry(lambda: super(ResilientRDBStorage, self).set_trial_user_attr(trial_id, key, value))
+        self._trial_write(
+            trial_id,
+            lambda: super(ResilientRDBStorage, self).set_trial_user_attr(trial_id, key, value),
+        )
 
     def set_trial_intermediate_value(
         self, trial_id: int, step: int, intermediate_value: float
     ) -> None:
-        _retry(
+        self._trial_write(
+            trial_id,
             lambda: super(ResilientRDBStorage, self).set_trial_intermediate_value(
                 trial_id, step, intermediate_value
-            )
+            ),
         )
 
+    def was_taken_back(self, trial_id: int) -> bool:
+        """Whether a write to this trial found it failed as stale by another worker."""
+        return trial_id in self._taken_back
 
-def _retry(write: Callable[[], T]) -> T:
-    """Run a write, retrying with backoff while the database connection is the problem."""
-    deadline = time.monotonic() + WRITE_RETRY_S
-    delay = 0.5
-    while True:
+    def _trial_write(self, trial_id: int, write: Callable[[], None]) -> None:
         try:
-            return write()
-        except Exception as exc:
-            if not is_connection_error(exc) or time.monotonic() + delay > deadline:
-                raise
-            log.warning("database write failed (%s); retrying in %.1fs", _first_line(exc), delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 15.0)
+            self._retry(write)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker failed this trial as stale (this one was stopped, starved or
+            # cut off past the grace period) and re-queued it. The trial goes on to its
+            # end here; the trial loop then keeps its result in the retry or drops it.
+            if trial_id not in self._taken_back:
+                self._taken_back.add(trial_id)
+                log.warning(
+                    "trial id %s was failed as stale by another worker while it ran here; "
+                    "its reports are dropped",
+                    trial_id,
+                )
 
-
-def is_connection_error(exc: BaseException) -> bool:
-    """Whether an error came from a lost or refused database connection (worth retrying)."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    for error in (exc, exc.__cause__):
-        if isinstance(error, OperationalError | InterfaceError):
-            return True
-        if isinstance(error, DBAPIError) and error.connection_invalidated:
-            return True
-    return False
-
-
-def _first_line(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc
-    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    def _retry(self, write: Callable[[], T]) -> T:
+        self.check_file()
+        return through_outage(write, patience_s=self.patience_s)

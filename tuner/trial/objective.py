@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 
 from tuner import records
+from tuner.errors import StorageError
 from tuner.search.strategy import Strategy
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
@@ -84,16 +85,16 @@ class KerasObjective:
             )
             trial.set_user_attr(records.N_PARAMS, result.n_params)
             value = result.final(self.metric)
-        except optuna.TrialPruned:
+        except (optuna.TrialPruned, StorageError):  # the storage's fault stops the study
             raise
         except Exception as exc:  # interrupts pass: the trial loop records them
             reason = failure_reason(exc)
             trial.set_user_attr(records.FAIL_REASON, reason)
             raise TrialFailed(reason) from exc
         finally:
+            release_keras_memory()  # first: the writes below may fail (disk full)
             trial.set_user_attr(records.EPOCHS, guard.epochs)
             trial.set_user_attr(records.SECONDS, round(guard.seconds, 3))
-            release_keras_memory()
             trial.set_user_attr(records.PEAK_RSS_MB, peak_rss_mb())
         if not math.isfinite(value):
             trial.set_user_attr(records.FAIL_REASON, f"non-finite metric ({value})")
