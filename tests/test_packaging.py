@@ -56,9 +56,16 @@ def test_ci_runs_the_readme_test_command():
     assert command.strip() in readme
 
 
-def test_public_api_is_declared():
+def test_public_api_is_declared_documented_and_loaded_on_first_use():
     import tuner
+    from tuner.api import optimize, tune
+    from tuner.specs.space import SearchSpace
 
+    assert tuner.tune is tune and tuner.optimize is optimize and tuner.SearchSpace is SearchSpace
     for name in tuner.__all__:
-        assert getattr(tuner, name) is not None
+        public = getattr(tuner, name)
+        assert public.__doc__, f"tuner.{name} has no docstring"
+        if callable(public) and not isinstance(public, type):
+            assert "Example:" in public.__doc__, f"tuner.{name}'s docstring shows no example"
+    assert len(set(tuner.__all__)) == len(tuner.__all__)
     assert issubclass(tuner.SpecError, ValueError) and issubclass(tuner.SpecError, tuner.TunerError)

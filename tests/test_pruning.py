@@ -36,15 +36,24 @@ PRUNERS = {
 def test_the_pruner_is_skipped_only_where_its_answer_is_no(name):
     pruner = PRUNERS[name]()
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    for _ in range(3):  # good finished trials: a poor one is pruned wherever it can be
-        study.add_trial(
-            optuna.trial.create_trial(value=0.9, intermediate_values={s: 0.9 for s in range(STEPS)})
-        )
+    for _ in range(6):  # good trials, run through the pruner as real ones are
+        good = study.ask()
+        for step in range(STEPS):
+            good.report(0.9, step=step)
+            good.should_prune()  # successive halving records its rungs here
+        study.tell(good, 0.9)
     trial = study.ask()
+    pruned_at = []
     for step in range(STEPS):
-        trial.report(0.1, step=step)
+        trial.report(0.1 - 0.001 * step, step=step)  # poor, and getting worse
         if trial.should_prune():
-            assert could_prune(pruner, step=step), f"{name} would prune at {step}"
+            pruned_at.append(step)
+    asked = [step for step in range(STEPS) if could_prune(pruner, step=step)]
+    assert set(pruned_at) <= set(asked), f"{name} would prune at {pruned_at}, asked at {asked}"
+    if name == "none":
+        assert pruned_at == asked == []
+    else:  # the poor trial is pruned somewhere: the test sees real decisions
+        assert pruned_at, f"{name} never pruned a trial far below the others"
 
 
 def test_stepped_pruners_are_asked_from_the_warm_up_on_every_interval():

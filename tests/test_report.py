@@ -142,9 +142,8 @@ def test_summary_counts_states_epochs_and_failures(stored):
     assert sum(s["states"].values()) == len(trials) == 200
     n_fail = sum(t.state.name == "FAIL" for t in trials)
     assert n_fail > 0
-    assert s["failures"] == [
-        {"reason": "diverged", "count": n_fail, "trials": s["failures"][0]["trials"]}
-    ]
+    failed = [t.number for t in trials if t.state.name == "FAIL"]
+    assert s["failures"] == [{"reason": "diverged", "count": n_fail, "trials": failed[:20]}]
     best = max((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
     assert s["best"]["trial"] == best.number
     assert s["best"]["values"]["batch_size"] == 2 ** best.params["log2_batch_size"]

@@ -50,6 +50,28 @@ def test_a_long_study_still_converges_with_a_small_bound():
     assert study.best_value < 0.05
 
 
+@pytest.mark.parametrize("bound", [20, None])
+def test_the_above_density_is_fitted_on_at_most_the_bound(monkeypatch, bound):
+    # Plain TPE fits g(x) on every trial but the best few; the bounded one on `bound` at most.
+    sizes: list[int] = []
+    fit = optuna.samplers.TPESampler._build_parzen_estimator
+
+    def counting(self, study, search_space, trials, handle_below):
+        if not handle_below:
+            sizes.append(len(trials))
+        return fit(self, study, search_space, trials, handle_below)
+
+    monkeypatch.setattr(optuna.samplers.TPESampler, "_build_parzen_estimator", counting)
+    options = {"n_startup_trials": 10} | ({"max_above_trials": bound} if bound else {})
+    sampler = make_sampler("tpe", options, seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", -5, 5) ** 2, n_trials=70)
+    if bound:
+        assert max(sizes) == bound
+    else:  # what the bound saves: plain TPE's g(x) grows with the study
+        assert max(sizes) > 50
+
+
 def test_a_bad_bound_is_one_clear_spec_error():
     with pytest.raises(SpecError, match="max_above_trials must be at least 1, not 0"):
         make_sampler("tpe", {"max_above_trials": 0}, seed=0)
