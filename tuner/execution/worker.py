@@ -39,7 +39,7 @@ from tuner.storage.queue import (
 )
 from tuner.trial.objective import TrialFailed, failure_reason
 
-Objective = Callable[[optuna.Trial], float]
+Objective = Callable[[optuna.Trial], float | Sequence[float]]
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 IDLE_WAITS_S = (0.05, 2.0)  # first and longest wait between looks while others run trials
@@ -152,7 +152,7 @@ def run_trial(
     sigterm: Sigterm | None = None,
 ) -> FrozenTrial:
     """Run one taken trial under a heartbeat and record its outcome, whatever happens."""
-    value: float | None = None
+    value: float | Sequence[float] | None = None
     state: TrialState | None = None
     interrupted: KeyboardInterrupt | None = None
     with _heartbeat(study, trial_id_of(trial)):
@@ -210,7 +210,10 @@ def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
 
 
 def _tell(
-    study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
+    study: optuna.Study,
+    trial: optuna.Trial,
+    value: float | Sequence[float] | None,
+    state: TrialState | None,
 ) -> FrozenTrial:
     try:
         return tell_quickly(study, trial, value, state)
@@ -225,13 +228,16 @@ def _tell(
     if retry is not None:
         for key, attr in stale.user_attrs.items():
             retry.set_user_attr(key, attr)
+        for key, limit in stale.constraints.items():  # an infeasible result must stay so
+            retry.set_constraint(key, limit)
         retry.set_user_attr(records.RECOVERED_FROM, stale.number)
         return study.tell(retry, value)
     recovered = optuna.trial.create_trial(
         params=stale.params,
         distributions=stale.distributions,
-        value=value,
+        values=list(value) if isinstance(value, Sequence) else [value],
         user_attrs={**stale.user_attrs, records.RECOVERED_FROM: stale.number},
+        constraints=stale.constraints,  # an infeasible result must stay so
     )
     study.add_trial(recovered)
     trials = reversed(study.get_trials(deepcopy=False))
