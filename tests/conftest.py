@@ -7,6 +7,7 @@ skipping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +90,24 @@ def chromium() -> str:
         f"Chromium not installed at {CHROMIUM} (apt-get install chromium)",
     )
     return CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
+
+
+@contextlib.contextmanager
+def browser_page(
+    chromium: str, *, width: int = 1280, height: int = 900
+) -> Iterator[tuple[Any, list[str]]]:
+    """A page in headless Chromium, and the errors its scripts raise or log to the console."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            yield page, errors
+        finally:
+            browser.close()
 
 
 def run_cli(

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import CHROMIUM_ARGS, ROOT
+from tests.conftest import CHROMIUM_ARGS, ROOT, browser_page
 
 N_TRIALS = 7
 
@@ -41,8 +41,27 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 @pytest.fixture
-def dashboard(study_url: str) -> Iterator[str]:
-    """`tuner dashboard` running as a subprocess on a free port; yields the URL it printed."""
+def pareto_url(sqlite_url: str) -> str:
+    """A study of two objectives named as `tuner run` names them (val_accuracy, n_params)."""
+    from tuner.search.objectives import name_objectives
+
+    study = optuna.create_study(
+        study_name="dashboard-pareto", storage=sqlite_url, directions=["maximize", "minimize"]
+    )
+    name_objectives(study, ["val_accuracy", "n_params"])
+    study.optimize(
+        lambda t: (t.suggest_float("x", 0, 1), 1000 * t.suggest_float("y", 0, 1)), n_trials=8
+    )
+    return sqlite_url
+
+
+@pytest.fixture
+def dashboard(request: pytest.FixtureRequest) -> Iterator[str]:
+    """`tuner dashboard` running as a subprocess on a free port; yields the URL it printed.
+
+    It serves ``study_url``'s study, or the fixture named by an indirect parameter.
+    """
+    study_url = request.getfixturevalue(getattr(request, "param", "study_url"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     port = _free_port()
     proc = subprocess.Popen(
@@ -80,6 +99,21 @@ def test_dashboard_shows_the_study_and_its_trial_count(dashboard, chromium, tmp_
         finally:
             browser.close()
     assert (tmp_path / "trials.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("dashboard", ["pareto_url"], indirect=True)
+def test_dashboard_draws_the_pareto_front_with_the_objectives_names(dashboard, chromium):
+    with browser_page(chromium, width=1400, height=1000) as (page, errors):
+        page.goto(dashboard)
+        page.get_by_text("dashboard-pareto").first.click()
+        # the front's card, its axes chosen by the objectives' names, once the trials loaded
+        page.get_by_text("Objective X:").first.wait_for(timeout=30_000)
+        page.get_by_text("Best Trials").first.wait_for(timeout=30_000)
+        page.locator("svg.main-svg").first.wait_for(timeout=30_000)
+        body = page.inner_text("body")
+        assert "Pareto Front" in body and "val_accuracy" in body and "n_params" in body
+    assert errors == []
 
 
 def test_a_busy_port_is_refused_in_one_line(cli, study_url):

@@ -217,15 +217,31 @@ def test_a_study_without_completed_trials_lists_and_has_no_best(url):
     ]
 
 
-def test_a_multi_objective_study_is_one_line_for_trial_listings(sqlite_url):
-    optuna.create_study(study_name="pareto", storage=sqlite_url, directions=["minimize"] * 2)
-    for command in (["trials", "list"], ["export"], ["best"]):
-        done = invoke(*command, "pareto", "--storage", sqlite_url)
-        assert done.exit_code == 1, done.output
-        assert done.stderr.splitlines() == [
-            "Error: study 'pareto' has 2 objectives; tuner's listings cover single-objective "
-            "studies (read it with plain Optuna)"
+def test_a_plain_optuna_study_of_two_objectives_lists_a_value_per_objective(sqlite_url):
+    study = optuna.create_study(
+        study_name="pareto", storage=sqlite_url, directions=["minimize", "minimize"]
+    )
+    x = optuna.distributions.FloatDistribution(0, 1)
+    points = [(0.2, 0.8), (0.5, 0.5), (0.6, 0.6)]  # the last is dominated by the second
+    study.add_trials(
+        [
+            optuna.trial.create_trial(params={"x": a}, distributions={"x": x}, values=[a, b])
+            for a, b in points
         ]
+    )
+    rows = as_json("trials", "list", "pareto", "--sort", "value", "--storage", sqlite_url)
+    assert [(r["number"], r["values"]) for r in rows] == [
+        (0, {"objective_0": 0.2, "objective_1": 0.8}),
+        (1, {"objective_0": 0.5, "objective_1": 0.5}),
+        (2, {"objective_0": 0.6, "objective_1": 0.6}),
+    ]
+    header = invoke("export", "pareto", "--storage", sqlite_url).stdout.splitlines()[0]
+    assert "values_objective_0,values_objective_1" in header
+    front = as_json("best", "pareto", "--storage", sqlite_url)
+    assert [(r["trial"], r["objective_0"], r["params"]) for r in front] == [
+        (0, 0.2, {"x": 0.2}),
+        (1, 0.5, {"x": 0.5}),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import tuner.reporting
 from tuner.cli.report import report as report_cmd
-from tuner.errors import StudyNotFoundError, TunerError
+from tuner.errors import StudyNotFoundError
 from tuner.reporting import ReportError, render_markdown
 from tuner.specs.space import SearchSpace
 
@@ -250,13 +250,10 @@ def test_study_without_space_has_no_declared_tiers():
     assert any("tuner_space" in n for n in data["notes"])
 
 
-def test_empty_and_multi_objective_studies_are_refused_clearly():
+def test_an_empty_study_is_refused_clearly():
+    # (Studies of several objectives are reported: tests/test_pareto.py.)
     with pytest.raises(ReportError, match="no trials yet"):
         tuner.reporting.report(optuna.create_study(study_name="empty"))
-    multi = optuna.create_study(directions=["maximize", "minimize"])
-    multi.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=3)
-    with pytest.raises(TunerError, match="2 objectives"):
-        tuner.reporting.report(multi)
 
 
 def test_missing_study_is_a_one_line_error(tmp_path):

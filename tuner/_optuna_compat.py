@@ -82,7 +82,10 @@ def optimize_loop(study: optuna.Study) -> Iterator[None]:
 
 
 def tell_quickly(
-    study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
+    study: optuna.Study,
+    trial: optuna.Trial,
+    value: float | Sequence[float] | None,
+    state: TrialState | None,
 ) -> FrozenTrial:
     """``study.tell`` without its final read of the whole trial back from the storage.
 

@@ -206,6 +206,8 @@ def tune(
     family: str = "mlp",
     metric: str | None = None,
     direction: str | None = None,
+    metrics: Sequence[Mapping[str, str]] | None = None,
+    constraints: Mapping[str, Mapping[str, float]] | None = None,
     max_epochs: int | None = None,
     n_trials: int | None = None,
     timeout: float | None = None,
@@ -231,6 +233,12 @@ def tune(
     pruned and recorded exactly as the built-in families are. ``strategy`` (``"flat"`` or
     ``"staged"``, see :mod:`tuner.search.strategy`) overrides the spec's.
 
+    ``metrics`` (``[{"name": "val_accuracy", "direction": "maximize"}, {"name": "n_params",
+    "direction": "minimize"}]``) optimizes several measures at once: ``result.pareto`` then
+    holds the Pareto front and ``result.best_*`` raise. ``constraints`` (``{"n_params":
+    {"max": 2e5}}``) makes trials outside the limits infeasible: never best, never on the
+    front, and pruned before training when the limit is known then.
+
     Example:
         >>> import tuner
         >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=20)
@@ -239,6 +247,11 @@ def tune(
         ...                     metric="val_accuracy", direction="maximize", n_trials=20,
         ...                     storage="sqlite:///my.db")
         >>> result.best_params, result.best_value, result.study
+        >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=20,
+        ...                     metrics=[{"name": "val_accuracy", "direction": "maximize"},
+        ...                              {"name": "n_params", "direction": "minimize"}],
+        ...                     constraints={"latency_ms": {"max": 5}})
+        >>> [(t.number, t.values) for t in result.pareto]
     """
     from tuner.execution.run import execute, prepare_run
     from tuner.outcome.results import summarize
@@ -265,6 +278,8 @@ def tune(
         raw,
         metric=metric,
         direction=direction,
+        metrics=metrics,
+        constraints=constraints,
         max_epochs=max_epochs,
         sampler=sampler,
         pruner=pruner,
@@ -310,6 +325,16 @@ def _spec_from_pieces(*, space: str | Path, data: Any, arrays: bool, family: str
 
 
 def _apply_overrides(raw: dict[str, Any], *, builder: Any, **values: Any) -> None:
+    # One form of objectives wins whole: a spec's `metrics` give way to metric=/direction=,
+    # and its metric + direction to metrics=.
+    if values["metric"] is not None or values["direction"] is not None:
+        raw.pop("metrics", None)
+    if values["metrics"] is not None:
+        raw.pop("metric", None)
+        raw.pop("direction", None)
+        raw["metrics"] = [dict(m) for m in values["metrics"]]
+    if values["constraints"] is not None:
+        raw["constraints"] = {k: dict(v) for k, v in values["constraints"].items()}
     for key in ("metric", "direction"):
         if values[key] is not None:
             raw[key] = values[key]

@@ -11,7 +11,8 @@ The tree::
     ├── NoCompletedTrialError (LookupError) a study has no completed trial to use yet
     ├── DashboardError (OSError)    the dashboard cannot listen on the address asked for
     ├── StudyStopped (RuntimeError) the whole study had to stop (circuit breaker)
-    └── ReportError (ValueError)    a study cannot be reported on as asked
+    ├── ReportError (ValueError)    a study cannot be reported on as asked
+    └── MultiObjectiveError (ValueError) one best trial asked of a study of several objectives
 
 Trial-level faults are not here: they FAIL one trial (see ``tuner.trial.objective``).
 """
@@ -65,4 +66,8 @@ class StudyStopped(TunerError, RuntimeError):
 
 
 class ReportError(TunerError, ValueError):
-    """A study cannot be reported on as asked (empty, multi-objective, bad option)."""
+    """A study cannot be reported on as asked (empty, bad option)."""
+
+
+class MultiObjectiveError(TunerError, ValueError):
+    """A single best trial was asked of a study of several objectives (it has a Pareto front)."""

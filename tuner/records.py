@@ -18,6 +18,24 @@ RECOVERED_FROM = "recovered_from"  # number of the trial, failed as stale, whose
 STAGE = "stage"  # the staged strategy's stage this trial ran in (1 = tier 1 alone)
 FROZEN = "frozen"  # values the strategy froze for this trial (model values, by name)
 BASELINE = "baseline"  # True on the trial that trains the space's defaults (trial 0)
+INFEASIBLE = "infeasible"  # the constraints a trial broke before training, in words
+# Also on every trial: its measures (tuner.specs.objectives.MEASURES, the final val_*
+# metrics, a builder's own), each under its own name, so no measure may take these.
+OWN_TRIAL_ATTRS = frozenset(
+    (
+        EPOCHS,
+        SECONDS,
+        SEED,
+        FAIL_REASON,
+        WORKER,
+        PEAK_RSS_MB,
+        RECOVERED_FROM,
+        STAGE,
+        FROZEN,
+        BASELINE,
+        INFEASIBLE,
+    )
+)
 
 # Study user attributes.
 SPEC = "tuner_spec"  # the study spec as a JSON-able mapping (what a joining worker needs)

@@ -14,6 +14,7 @@ import click
 
 from tuner.errors import (
     DataError,
+    MultiObjectiveError,
     SpecError,
     StudyExistsError,
     StudyNotFoundError,
@@ -23,7 +24,7 @@ from tuner.errors import (
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
-BAD_INPUT = (SpecError, DataError, StudyExistsError, StudyNotFoundError)
+BAD_INPUT = (SpecError, DataError, StudyExistsError, StudyNotFoundError, MultiObjectiveError)
 
 
 class TunerGroup(click.Group):

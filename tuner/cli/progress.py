@@ -27,6 +27,7 @@ class TrialProgress:
         self.started = time.monotonic()
         self.done = self.pruned = self.failed = self.requeued = 0
         self.best: float | None = None
+        self.several = False
         self._bar: Any = None
         if self.stream.isatty():
             from tqdm import tqdm
@@ -46,9 +47,13 @@ class TrialProgress:
         self.done += 1
         self.pruned += state == "PRUNED"
         self.failed += state == "FAIL"
-        if state == "COMPLETE" and trial.value is not None and math.isfinite(trial.value):
-            better = self.best is None or (trial.value > self.best) == self.maximize
-            self.best = trial.value if better else self.best
+        values = trial.values or []
+        # Several objectives have no single best: `tuner best` lists their front.
+        self.several = len(study.directions) > 1
+        feasible = all(v <= 0 for v in trial.constraints.values())
+        if state == "COMPLETE" and len(values) == 1 and math.isfinite(values[0]) and feasible:
+            better = self.best is None or (values[0] > self.best) == self.maximize
+            self.best = values[0] if better else self.best
         if self._bar is not None:
             if state == "FAIL":
                 self._bar.write(f"trial {trial.number} failed: {_reason(trial)}")
@@ -62,6 +67,8 @@ class TrialProgress:
             self._bar.close()
 
     def _counts(self) -> str:
+        if self.several:
+            return f"pruned {self.pruned}, failed {self.failed}"
         best = "-" if self.best is None else f"{self.best:.4g}"
         requeued = f", re-queued {self.requeued}" if self.requeued else ""
         return f"pruned {self.pruned}, failed {self.failed}{requeued}, best {best}"
@@ -75,10 +82,13 @@ class TrialProgress:
     def _trial_line(trial: Any) -> str:
         state = trial.state.name.lower()
         if state == "complete":
-            return f"trial {trial.number} complete: {trial.value:.4g}"
+            return f"trial {trial.number} complete: {', '.join(f'{v:.4g}' for v in trial.values)}"
         if state == "fail":
             return f"trial {trial.number} failed: {_reason(trial)}"
         epochs = trial.user_attrs.get(records.EPOCHS, "?")
+        infeasible = trial.user_attrs.get(records.INFEASIBLE)
+        if infeasible:
+            return f"trial {trial.number} {state} before training: {infeasible}"
         return f"trial {trial.number} {state} after {epochs} epochs"
 
 

@@ -1,4 +1,5 @@
-"""``tuner retrain NAME --out model.keras``: the study's best configuration as a model file."""
+"""``tuner retrain NAME --out model.keras``: the study's best configuration (or any trial's)
+as a model file."""
 
 from __future__ import annotations
 
@@ -26,9 +27,17 @@ def _keras_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path
     help="Where to save the model (.keras); its parameters and metrics go beside it (.json).",
 )
 @click.option(
+    "--trial",
+    "trial_number",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Retrain trial N instead of the best (any trial with parameters; a study of "
+    "several objectives needs one, e.g. from `tuner best NAME --pick ...`).",
+)
+@click.option(
     "--epochs",
     type=click.IntRange(min=1),
-    help="Epochs to train [default: as many as the best trial trained].",
+    help="Epochs to train [default: as many as the trial trained, else max_epochs].",
 )
 @click.option(
     "--train-only",
@@ -53,8 +62,9 @@ def retrain(
     train_only: bool,
     data_dir: Path | None,
     artifact_dir: Path | None,
+    trial_number: int | None,
 ) -> None:
-    """Train the best configuration on train+validation data and save the model.
+    """Train the best configuration (or --trial N) on train+validation data and save it.
 
     Writes OUT (.keras) and OUT with .json (parameters, final metrics), and records the
     model as an Optuna artifact of the study, so the dashboard lists it.
@@ -62,6 +72,7 @@ def retrain(
     \b
     Example:
       tuner retrain digits-mlp --out digits-mlp.keras
+      tuner retrain digits-size --trial 7 --out small.keras
     """
     from tuner.outcome.retrain import default_artifact_dir
     from tuner.outcome.retrain import retrain as retrain_best
@@ -69,7 +80,8 @@ def retrain(
 
     url = resolve_storage_url(storage)
     study = load_study(name, storage=url)
-    click.echo(f"Retraining the best trial of {name!r} ...", err=True)
+    which = "the best trial" if trial_number is None else f"trial {trial_number}"
+    click.echo(f"Retraining {which} of {name!r} ...", err=True)
     done = retrain_best(
         study,
         out=out,
@@ -77,14 +89,24 @@ def retrain(
         epochs=epochs,
         train_only=train_only,
         data_dir=data_dir,
+        trial=trial_number,
     )
     metric = done.info["metric"]
     score = done.info["metrics"].get(metric)
     shown = "-" if score is None else f"{score:.6g}"
     click.echo(f"Saved {done.model_path} and {done.info_path} (artifact {done.artifact_id})")
     seen = done.info["trained_on"] != "train"
+    trial_value = done.info["trial_values"].get(metric)
     click.echo(
         f"{metric} {shown} on the validation rows"
         + (", which it trained on (so optimistic)" if seen else "")
-        + f"; the study's best was {done.info['study_value']:.6g}"
+        + _compared(done.info, trial_value, best=trial_number is None)
     )
+
+
+def _compared(info: dict, trial_value: float | None, *, best: bool) -> str:
+    if trial_value is None:
+        return ""
+    if best:
+        return f"; the study's best was {trial_value:.6g}"
+    return f"; trial {info['trial']} scored {trial_value:.6g}"

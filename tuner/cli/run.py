@@ -89,6 +89,7 @@ def run(
     from tuner.execution.signals import WorkerTerminated
     from tuner.execution.supervisor import EXIT_TERMINATED
     from tuner.outcome.results import summarize
+    from tuner.specs.objectives import pruning_notice
     from tuner.specs.spec import load_spec
     from tuner.storage import mask_url, resolve_storage_url
 
@@ -115,6 +116,9 @@ def run(
         f"{strategy or resolved.spec.strategy.name} strategy)",
         err=True,
     )
+    notice = pruning_notice(resolved.spec.metrics, pruner=resolved.spec.pruner.name)
+    if notice:
+        click.echo(f"Note: {notice}.", err=True)
     if queue_only:
         from tuner.cli.supervise import queue
 

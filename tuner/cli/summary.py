@@ -23,7 +23,9 @@ def echo_summary(result: TuneResult, *, spec_file: str | None = None) -> None:
     if result.fail_reasons:
         reasons = "; ".join(f"{r} ×{n}" for r, n in result.fail_reasons.items())
         click.echo(f"Failures: {reasons}")
-    if result.best_value is None:
+    if result.multi_objective:
+        _echo_front(result)
+    elif result.best_value is None:
         click.echo("No trial completed, so there is no best value yet.")
     else:
         click.echo(f"Best {metric}: {result.best_value:.6g} (trial {result.best_trial})")
@@ -42,3 +44,23 @@ def echo_summary(result: TuneResult, *, spec_file: str | None = None) -> None:
         click.echo(
             f"  more:      tuner run {shlex.quote(spec_file)}{storage_arg} --resume --n-trials N"
         )
+
+
+SHOWN_FRONT = 10  # front trials in the summary; `tuner best` lists them all
+
+
+def _echo_front(result: TuneResult) -> None:
+    """The Pareto front, best on the primary objective first, and how to choose one."""
+    front = result.pareto
+    if not front:
+        click.echo("No feasible trial completed, so there is no Pareto front yet.")
+        return
+    goals = ", ".join(f"{o.name} {o.direction[:3]}" for o in result.objectives)
+    click.echo(f"Pareto front ({goals}): {len(front)} trials")
+    for trial in front[:SHOWN_FRONT]:
+        values = "  ".join(f"{name} {value:.6g}" for name, value in trial.values.items())
+        click.echo(f"  trial {trial.number:<5} {values}")
+    if len(front) > SHOWN_FRONT:
+        click.echo(f"  ... and {len(front) - SHOWN_FRONT} more")
+    name = shlex.quote(result.study_name)
+    click.echo(f"  choose one: tuner best {name} --pick 'NAME<=NUMBER' or --weights NAME=W,...")

@@ -26,11 +26,12 @@ from tuner import records
 from tuner.errors import SpecError, StudyExistsError, StudyNotFoundError, StudyStopped
 from tuner.execution import preflight
 from tuner.execution.worker import CircuitBreaker, WorkerOutcome, run_worker
+from tuner.search.objectives import name_objectives
 from tuner.search.samplers import make_pruner, make_sampler
 from tuner.search.strategy import Strategy, make_strategy
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
-from tuner.specs.spec import ResolvedSpec, StrategySpec, resolve_spec
+from tuner.specs.spec import ResolvedSpec, StrategySpec, check_objectives, resolve_spec
 from tuner.storage import mask_url, open_storage, study_exists
 from tuner.storage.queue import (
     FINISHED,
@@ -51,7 +52,7 @@ class PreparedRun:
     """A study ready to run: everything that could refuse has been checked."""
 
     study: optuna.Study
-    objective: Callable[[optuna.Trial], float]
+    objective: Callable[[optuna.Trial], float | Sequence[float]]
     storage_url: str
     to_run: int | None  # trials left to run (queued ones included); None: until the timeout
     max_consecutive_failures: int
@@ -88,10 +89,12 @@ def prepare_run(
     if strategy is not None and strategy != spec.strategy.name:
         spec = spec.model_copy(update={"strategy": StrategySpec(name=strategy)})
         resolved = dataclasses.replace(resolved, spec=spec)
+        check_objectives(spec)  # a study of several metrics cannot run staged
     total = n_trials if n_trials is not None else spec.budget.n_trials
     search = _strategy(resolved, n_trials=total)
     dataset = dataset or load_dataset(spec.data, base_dir=resolved.base_dir, seed=seed)
-    preflight.check_metric(spec.metric, dataset.task)
+    for metric in spec.validation_metrics:
+        preflight.check_metric(metric, dataset.task)
     builder = builder or preflight.import_builder(spec.model.builder)
     preflight.check_model_fits(resolved, dataset, builder=builder)
     # Built (and so checked) before the storage is touched: a bad option must not leave
@@ -114,7 +117,7 @@ def prepare_run(
         study = optuna.create_study(
             storage=storage,
             study_name=name,
-            direction=spec.direction,
+            directions=[m.direction for m in spec.metrics],
             load_if_exists=True,
             # A resumed run must not replay the random start-up points of the first run.
             sampler=make_sampler(
@@ -123,6 +126,7 @@ def prepare_run(
             pruner=pruner,
         )
     search.prepare(study)
+    name_objectives(study, [m.name for m in spec.metrics])
     _record_spec(study, resolved, seed=seed)
     # A grid is the whole plan: its sampler decides every trial.
     if spec.space.baseline_first and spec.sampler.name != "grid" and not (exists and resume):
@@ -243,6 +247,9 @@ def _objective(
         mixed_precision=spec.training.mixed_precision,
         xla=spec.training.xla,
         strategy=search,
+        metrics=[m.name for m in spec.metrics],
+        constraints=spec.constraints,
+        latency_batch_size=spec.training.latency_batch_size,
     )
 
 

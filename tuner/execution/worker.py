@@ -44,7 +44,7 @@ from tuner.storage.queue import (
 )
 from tuner.trial.objective import TrialFailed, failure_reason
 
-Objective = Callable[[optuna.Trial], float]
+Objective = Callable[[optuna.Trial], float | Sequence[float]]
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 IDLE_WAITS_S = (0.05, 2.0)  # first and longest wait between looks while others run trials
@@ -173,7 +173,7 @@ def run_trial(
     the whole study (:class:`~tuner.errors.StorageError`: disk full, database file gone)
     propagates, as no outcome can be recorded.
     """
-    value: float | None = None
+    value: float | Sequence[float] | None = None
     state: TrialState | None = None
     interrupted: KeyboardInterrupt | None = None
     with _heartbeat(study, trial_id_of(trial)):
@@ -196,7 +196,8 @@ def run_trial(
     why = TERMINATED if isinstance(interrupted, WorkerTerminated) else INTERRUPTED
     if interrupted is not None:
         trial.set_user_attr(records.FAIL_REASON, why)
-    frozen = _tell(study, trial, value, state)
+    # Its reads too wait out an outage: the result must reach the study once it is back.
+    frozen = through_outage(lambda: _tell(study, trial, value, state))
     if isinstance(interrupted, WorkerTerminated) and frozen is not None:
         # Whoever stops a worker does not mean to shrink the study: the trial runs again.
         study.enqueue_trial(dict(frozen.params))
@@ -234,7 +235,10 @@ def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
 
 
 def _tell(
-    study: optuna.Study, trial: optuna.Trial, value: float | None, state: TrialState | None
+    study: optuna.Study,
+    trial: optuna.Trial,
+    value: float | Sequence[float] | None,
+    state: TrialState | None,
 ) -> FrozenTrial | None:
     try:
         return tell_quickly(study, trial, value, state)
@@ -258,7 +262,7 @@ def _tell(
 
 
 def _keep_in_retry(
-    study: optuna.Study, trial: optuna.Trial, number: int, value: float
+    study: optuna.Study, trial: optuna.Trial, number: int, value: float | Sequence[float]
 ) -> FrozenTrial | None:
     """Record ``value`` in the retry queued for trial ``number``, if no one took it yet;
     with no retry queued (retries spent), in a new trial, if the budget has one left."""
@@ -276,6 +280,8 @@ def _keep_in_retry(
         retry.set_user_attr(key, attr)
     for step, intermediate in written.intermediate_values.items():
         storage.set_trial_intermediate_value(trial_id_of(retry), step, intermediate)
+    for key, limit in written.constraints.items():  # an infeasible result must stay so
+        retry.set_constraint(key, limit)
     log.warning("trial %s was failed as stale while it ran; its result is kept", number)
     return tell_quickly(study, retry, value, TrialState.COMPLETE)
 
@@ -288,14 +294,15 @@ def _retry_exists(study: optuna.Study, number: int) -> bool:
 
 
 def _recovered_trial(
-    study: optuna.Study, written: FrozenTrial, number: int, value: float
+    study: optuna.Study, written: FrozenTrial, number: int, value: float | Sequence[float]
 ) -> FrozenTrial | None:
     recovered = optuna.trial.create_trial(
         params=written.params,
         distributions=written.distributions,
-        value=value,
+        values=list(value) if isinstance(value, Sequence) else [value],
         intermediate_values=written.intermediate_values,
         user_attrs={**written.user_attrs, records.RECOVERED_FROM: number},
+        constraints=written.constraints,  # an infeasible result must stay so
     )
     storage = resilient_storage(study)
     try:

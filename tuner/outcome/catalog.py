@@ -20,7 +20,8 @@ from sqlalchemy import Connection
 
 from tuner import records
 from tuner._optuna_compat import study_id_of
-from tuner.errors import ReportError, StudyExistsError
+from tuner.errors import StudyExistsError
+from tuner.search.objectives import declared_names
 from tuner.specs.space import SearchSpace
 from tuner.storage import (
     load_study,
@@ -82,7 +83,7 @@ def study_rows(url: str) -> list[dict[str, Any]]:
     return [
         {
             "name": study.name,
-            "metric": _metric(study.user_attrs),
+            "metric": _metric(study),
             "direction": ",".join(study.directions),
             "trials": study.n_trials,
             **{state: study.states.get(state, 0) for state in STATES[:4]},
@@ -98,9 +99,11 @@ class StudyOverview:
     """A study's trials by state and its best trial, named as :class:`TuneResult` names them.
 
     ``best_params`` are model values (β, a batch size), as the study's space defines them.
+    A study of several objectives has no best trial here (see ``tuner.outcome.pareto``).
     """
 
     metric: str
+    directions: tuple[str, ...]
     n_trials: int
     states: dict[str, int]
     started: str | None
@@ -121,7 +124,8 @@ def study_overview(url: str, name: str) -> StudyOverview:
         stored = read_params(conn, [best])[best] if best is not None else {}
     space = space_of(study.user_attrs)
     return StudyOverview(
-        metric=_metric(study.user_attrs),
+        metric=_metric(study),
+        directions=study.directions,
         n_trials=study.n_trials,
         states=study.states,
         started=_iso(study.first_start),
@@ -138,8 +142,7 @@ def study_record(study: optuna.Study, *, url: str) -> dict[str, Any]:
     return {
         "name": study.study_name,
         "storage": mask_url(url),
-        "metric": spec.get("metric", "value"),
-        "direction": study.direction.name.lower(),
+        **_objective_fields(study, spec),
         "data": (spec.get("data") or {}).get("source"),
         "model": (spec.get("model") or {}).get("builder")
         or (spec.get("model") or {}).get("family"),
@@ -149,11 +152,40 @@ def study_record(study: optuna.Study, *, url: str) -> dict[str, Any]:
         "trials": result.n_trials,
         "states": {state: result.states.get(state, 0) for state in STATES},
         "started": result.started,
-        "best_value": result.best_value,
-        "best_trial": result.best_trial,
-        "best_params": result.best_params,
+        **(
+            {
+                "best_value": result.best_value,
+                "best_trial": result.best_trial,
+                "best_params": result.best_params,
+            }
+            if len(result.directions) == 1
+            else {}
+        ),
         **_strategy_fields(study, url=url),
     }
+
+
+def _objective_fields(study: optuna.Study, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Metric and direction; for several objectives, each one, the front and pruning."""
+    if len(study.directions) == 1:
+        fields = {"metric": spec.get("metric", "value"), "direction": study.direction.name.lower()}
+    else:
+        from tuner.outcome.pareto import objectives_of
+        from tuner.specs.objectives import pruning_off
+
+        goals = objectives_of(study)
+        fields = {
+            "metrics": ", ".join(f"{o.name} ({o.direction})" for o in goals),
+            "pareto_front": f"{len(study.best_trials)} trials (tuner best {study.study_name})",
+            "pruning": pruning_off(goals),
+        }
+    limits = spec.get("constraints") or {}
+    if limits:
+        fields["constraints"] = {
+            name: ", ".join(f"{k} {v:g}" for k, v in bounds.items() if v is not None)
+            for name, bounds in limits.items()
+        }
+    return fields
 
 
 def _strategy_fields(study: optuna.Study, *, url: str) -> dict[str, Any]:
@@ -195,11 +227,13 @@ def trial_rows(
             states=[state] if state else None,
             attrs=(records.EPOCHS, records.SECONDS, records.FAIL_REASON),
         )
-        rows = [(t.trial_id, _trial_row(t)) for t in trials]
+        names = _objective_names(study)
+        rows = [(t.trial_id, _trial_row(t, names)) for t in trials]
         if sort != "number":
-            # In Python, not SQL: epochs and seconds are JSON text in the database.
-            sign = -1 if sort == "value" and study.directions == ("maximize",) else 1
-            rows.sort(key=lambda r: (r[1][sort] is None, sign * (r[1][sort] or 0), r[1]["number"]))
+            # In Python, not SQL: epochs and seconds are JSON text in the database. Several
+            # objectives sort by the first.
+            sign = -1 if sort == "value" and study.directions[0] == "maximize" else 1
+            rows.sort(key=lambda r: _sort_key(r[1], sort, sign))
         rows = rows[:limit] if limit is not None else rows
         params = read_params(conn, [trial_id for trial_id, _ in rows])
     space = space_of(study.user_attrs)
@@ -211,12 +245,19 @@ def trial_rows(
     ]
 
 
-def _trial_row(trial: TrialFacts) -> dict[str, Any]:
-    """A trial as export and listings show it: outcome, cost, reason (params added later)."""
+def _trial_row(trial: TrialFacts, objectives: list[str]) -> dict[str, Any]:
+    """A trial as export and listings show it: outcome, cost, reason (params added later).
+
+    Several objectives show as ``values``, by name (``values_<name>`` columns in CSV).
+    """
+    if len(objectives) > 1:
+        value: dict[str, Any] = {"values": dict(zip(objectives, trial.values, strict=False))}
+    else:
+        value = {"value": trial.value}
     return {
         "number": trial.number,
         "state": trial.state,
-        "value": trial.value,
+        **value,
         "epochs": trial.user_attrs.get(records.EPOCHS),
         "seconds": trial.user_attrs.get(records.SECONDS),
         "fail_reason": trial.user_attrs.get(records.FAIL_REASON),
@@ -224,21 +265,26 @@ def _trial_row(trial: TrialFacts) -> dict[str, Any]:
 
 
 def _one_study(conn: Connection, name: str, url: str) -> StudyFacts:
-    """The study called ``name``; refused the usual way if missing or multi-objective."""
+    """The study called ``name``; refused the usual way if missing."""
     found = read_studies(conn, name=name)
     if not found:
         raise study_not_found(name, mask_url(url))
-    study = found[0]
-    if len(study.directions) > 1:
-        raise ReportError(
-            f"study {name!r} has {len(study.directions)} objectives; tuner's listings cover "
-            "single-objective studies (read it with plain Optuna)"
-        )
-    return study
+    return found[0]
 
 
-def _metric(user_attrs: Mapping[str, Any]) -> str:
-    return str((user_attrs.get(records.SPEC) or {}).get("metric", "value"))
+def _sort_key(row: dict[str, Any], sort: str, sign: int) -> tuple[bool, float, int]:
+    # A row of several objectives has `values` instead of `value`: the first one sorts.
+    value = row[sort] if sort in row else next(iter(row["values"].values()), None)
+    return (value is None, sign * (value or 0), row["number"])
+
+
+def _objective_names(study: StudyFacts) -> list[str]:
+    return declared_names(study.user_attrs, n_objectives=len(study.directions))
+
+
+def _metric(study: StudyFacts) -> str:
+    """The metric, or the objectives' names joined by commas ('value' without a spec)."""
+    return ",".join(_objective_names(study))
 
 
 def _iso(moment: datetime | None) -> str | None:

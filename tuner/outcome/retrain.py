@@ -1,7 +1,7 @@
-"""Turn a study's best configuration into a model file, and record it on the study.
+"""Turn a study's best configuration (or any trial's) into a model file, recorded on the study.
 
-The best trial is trained again from what the study stored: its configuration
-(``TuneResult.best_config``), its seed, and the spec's data, model and training
+The trial is trained again from what the study stored: its configuration (every value,
+as ``TuneResult.best_config``), its seed, and the spec's data, model and training
 sections. By default it trains on train + validation data (the validation score was
 already used to choose the configuration, so holding it out again buys nothing); with
 ``train_only`` it repeats the trial on the training split alone, which reproduces the
@@ -21,8 +21,8 @@ import numpy as np
 import optuna
 
 from tuner import records
-from tuner.errors import NoCompletedTrialError, SpecError
-from tuner.outcome.results import summarize
+from tuner.errors import MultiObjectiveError, NoCompletedTrialError, SpecError
+from tuner.outcome.results import config_of, summarize
 from tuner.specs.plugins import import_function
 from tuner.specs.spec import StudySpec
 from tuner.trial.data import Dataset, load_dataset
@@ -72,42 +72,40 @@ def retrain(
     epochs: int | None = None,
     train_only: bool = False,
     data_dir: Path | None = None,
+    trial: int | None = None,
 ) -> Retrained:
-    """Train the study's best configuration, save ``out`` (.keras) and ``out``.json, and
-    record the model as an artifact of the study.
+    """Train the study's best configuration (or trial number ``trial``'s), save ``out``
+    (.keras) and ``out``.json, and record the model as an artifact of the study.
 
     ``data_dir`` is where relative data paths (csv, npz) are found: the folder of the
-    spec file the study was run from (default: the working directory).
+    spec file the study was run from (default: the working directory). A study of several
+    objectives has no best configuration: give ``trial`` (one of its Pareto front's).
 
     Example:
         >>> done = retrain(study, out=Path("best.keras"), artifact_dir=Path("tuner-artifacts"))
         >>> done.info["metrics"]
     """
-    result = summarize(study, storage_url="")
-    if result.best_trial is None:
-        raise NoCompletedTrialError(
-            f"study {study.study_name!r} has no completed trial, so no best configuration "
-            f"to retrain; run more trials first (`tuner run SPEC --resume`)"
-        )
     spec = _stored_spec(study)
-    best = study.best_trial
+    best = _chosen_trial(study, trial)
     seed = int(best.user_attrs.get(records.SEED, spec.seed + best.number))
     # The trial's seed is the run's seed + its number; the run's seed made the split.
     dataset = load_dataset(spec.data, base_dir=data_dir or Path.cwd(), seed=seed - best.number)
     if not train_only:
         dataset = with_validation_in_training(dataset)
     epochs = epochs or int(best.user_attrs.get(records.EPOCHS) or spec.training.max_epochs)
-    model, metrics = _train(result.best_config, dataset, spec=spec, epochs=epochs, seed=seed)
+    config = config_of(study, best)
+    model, metrics = _train(config, dataset, spec=spec, epochs=epochs, seed=seed)
     info = {
         "study": study.study_name,
         "trial": best.number,
-        "study_value": result.best_value,
+        "study_value": best.values[0] if best.values and len(best.values) == 1 else None,
+        "trial_values": dict(zip([m.name for m in spec.metrics], best.values or [], strict=False)),
         "metric": spec.metric,
         "trained_on": "train" if train_only else "train+validation",
         "train_rows": len(dataset.x_train),
         "epochs": epochs,
         "seed": seed,
-        "params": result.best_config,
+        "params": config,
         "metrics": metrics,
         # what predict() takes: raw rows when the model carries tuner's scaling layer
         "inputs": "raw" if dataset.scaling is not None else "as given",
@@ -118,6 +116,32 @@ def retrain(
     info_path = out.with_suffix(".json")
     _write_atomically(info_path, json.dumps(info, indent=2, default=_plain) + "\n")
     return Retrained(out, info_path, artifact_id, info)
+
+
+def _chosen_trial(study: optuna.Study, number: int | None) -> optuna.trial.FrozenTrial:
+    """Trial ``number`` (any state, as long as it has parameters), else the best trial."""
+    if number is None:
+        result = summarize(study, storage_url="")
+        if result.multi_objective:
+            raise MultiObjectiveError(
+                f"study {study.study_name!r} has {len(result.objectives)} objectives, so no "
+                f"single best configuration; choose a trial of its Pareto front (`tuner best "
+                f"{study.study_name}`) and give --trial N"
+            )
+        if result.best_trial is None:
+            raise NoCompletedTrialError(
+                f"study {study.study_name!r} has no completed trial, so no best configuration "
+                f"to retrain; run more trials first (`tuner run SPEC --resume`)"
+            )
+        number = result.best_trial
+    trials = study.get_trials(deepcopy=False)
+    found = next((t for t in trials if t.number == number), None)
+    if found is None or not found.params:
+        raise SpecError(
+            f"--trial {number}: study {study.study_name!r} has no such trial with parameters "
+            f"(trials 0-{len(trials) - 1}; see `tuner trials list {study.study_name}`)"
+        )
+    return found
 
 
 def with_validation_in_training(dataset: Dataset) -> Dataset:

@@ -70,7 +70,19 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
                              "params": [{"name", "importance", "low", "high", "action"}]},
          "computed_by": str}
       ],
-      "notes": [str]                         # subsampling, conditional params, skipped parts
+      "notes": [str],                        # subsampling, conditional params, skipped parts
+      "pareto": {                            # studies of several objectives only; the parts
+                                             # above then show the primary objective alone
+        "objectives": [{"name": str, "direction": str}], "primary": str,
+        "n_complete": int, "n_feasible": int, "n_infeasible": int,
+        "latency_batch_size": int|null,      # rows per prediction behind latency_ms
+        "front": [{"trial": int, <objective>: float, ...,   # best on the primary first
+                   <measure>: float, ...,                   # n_params, latency_ms, ...
+                   "params": {model name: value}}],
+        "importance": [{"objective": str, "direction": str, "status": str,
+                        "message": str|null,
+                        "rows": [...]}]      # as declared_vs_measured.rows, per objective
+      }
     }
 
 How importance is measured (evaluators, bootstrap, cost bounds, conditional parameters)
@@ -115,7 +127,7 @@ def report(
 
     Raises:
         StudyNotFoundError: No study of that name in ``storage``.
-        ReportError: The study is empty or multi-objective.
+        ReportError: The study is empty.
 
     Example:
         >>> data = report("digits-mlp", storage="sqlite:///tuner.db",
@@ -145,10 +157,13 @@ def load(study_or_name: optuna.Study | str, *, storage: Any = None) -> optuna.St
 
 def render_html(study: optuna.Study, data: dict[str, Any], path: str | Path) -> Path:
     """Write the HTML page for ``data`` (from :func:`report`) to ``path``; return the path."""
-    from tuner.reporting import _figures, _render
+    from tuner.reporting import _figures, _pareto, _render
 
     path = Path(path)
-    path.write_text(_render.page(data, _figures.figures(study, data)), encoding="utf-8")
+    figures = _figures.figures(_pareto.primary_view(study), data)
+    if "pareto" in data:
+        figures.insert(0, _pareto.figure(study, data))
+    path.write_text(_render.page(data, figures), encoding="utf-8")
     return path
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tuner import records
 from tuner.errors import ReportError
 from tuner.search.importance import compare_with_declared, measure_importance
+from tuner.search.objectives import is_feasible
 from tuner.search.strategy import stage_decisions
 
 if TYPE_CHECKING:
@@ -20,13 +21,18 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
 def build(study: optuna.Study, **importance_options: Any) -> dict[str, Any]:
-    """The whole report as a JSON-able mapping (schema in ``tuner.reporting``)."""
-    trials = study.get_trials(deepcopy=False)
+    """The whole report as a JSON-able mapping (schema in ``tuner.reporting``).
+
+    A study of several objectives gets a ``pareto`` part; the rest shows its primary
+    objective alone.
+    """
+    from tuner.reporting import _pareto
+
     if len(study.directions) > 1:
-        raise ReportError(
-            f"study '{study.study_name}' has {len(study.directions)} objectives; reports "
-            "cover single-objective studies only (report one objective with plain Optuna)"
-        )
+        data = build(_pareto.primary_view(study), **importance_options)
+        data["pareto"] = _pareto.section(study, data["importance"], **importance_options)
+        return data
+    trials = study.get_trials(deepcopy=False)
     if not trials:
         raise ReportError(f"study '{study.study_name}' has no trials yet; run it first")
     attrs = study.user_attrs
@@ -75,7 +81,9 @@ def summary(study: optuna.Study) -> dict[str, Any]:
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.value)]
+    complete = [
+        t for t in trials if t.state == TrialState.COMPLETE and _finite(t.value) and is_feasible(t)
+    ]
     best = None
     if complete:
         pick = min if study.direction.name == "MINIMIZE" else max

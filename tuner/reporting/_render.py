@@ -123,6 +123,10 @@ def markdown(data: dict[str, Any]) -> str:
     """The report as Markdown for a terminal (no plots)."""
     out = [f"# Report: {data['study']['name']}", "", *[f"- {line}" for line in summary_lines(data)]]
     imp = data["importance"]
+    if "pareto" in data:
+        from tuner.reporting._pareto import markdown_lines
+
+        out += markdown_lines(data)
     out += ["", "## Importance", ""]
     if imp["status"] != "ok":
         out.append(f"Not measured: {imp['message']}.")
@@ -172,8 +176,12 @@ def page(data: dict[str, Any], figures: list[dict[str, Any]]) -> str:
         '<section id="summary"><h2>Summary</h2><ul>',
         *[f"<li>{esc(line)}</li>" for line in summary_lines(data)],
         "</ul></section>",
-        '<section id="importance"><h2>Importance</h2>',
     ]
+    if "pareto" in data:
+        from tuner.reporting._pareto import html_section
+
+        parts.append(html_section(data))
+    parts.append('<section id="importance"><h2>Importance</h2>')
     imp = data["importance"]
     if imp["status"] != "ok":
         parts.append(f'<p class="warn">Not measured: {esc(str(imp["message"]))}.</p>')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Any
 
 import optuna
@@ -24,11 +25,16 @@ def make_sampler(
         "gp": samplers.GPSampler,
         "cmaes": samplers.CmaEsSampler,
         "qmc": samplers.QMCSampler,
+        "nsga2": samplers.NSGAIISampler,  # genetic, for several objectives (and one)
+        "nsga3": samplers.NSGAIIISampler,  # NSGA-II with reference points, for many objectives
     }
     if name == "grid":
         return samplers.GridSampler(_grid(space, options), seed=seed)
     try:
-        return factories[name](seed=seed, **options)
+        with warnings.catch_warnings():
+            # NSGA-III is "experimental" in Optuna since 3.2; a warning per worker says nothing.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return factories[name](seed=seed, **options)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"sampler.options for {name}: {exc}") from None
 

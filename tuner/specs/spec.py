@@ -17,11 +17,19 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tuner.errors import SpecError
+from tuner.specs.objectives import (
+    LimitSpec,
+    MetricSpec,
+    is_validation_metric,
+    measure_problems,
+    objective_problems,
+    primary_metric,
+)
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
 from tuner.specs.strategies import STRATEGIES, parse_staged_options
 from tuner.specs.validation import NAME_RULE, check_name, read_yaml_mapping, shown, validate_model
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid")
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2", "nsga3")
 PRUNERS = (
     "median",
     "none",
@@ -74,6 +82,9 @@ class TrainingSpec(_Section):
     xla: bool | None = Field(
         None, description="XLA-compile the training step; null = Keras' choice (on for GPUs)"
     )
+    latency_batch_size: int = Field(
+        1, ge=1, le=65_536, description="rows per prediction when measuring latency_ms"
+    )
 
 
 class SpaceSpec(_Section):
@@ -124,8 +135,15 @@ class StudySpec(_Section):
     """A whole study definition, as written in ``studies/*.yaml``."""
 
     name: str = Field(description=NAME_RULE)
-    metric: str = "val_accuracy"
+    metric: str = Field("val_accuracy", description="the (primary) validation metric")
     direction: Literal["maximize", "minimize"] = "maximize"
+    metrics: list[MetricSpec] = Field(
+        default_factory=list,
+        description="several objectives (a Pareto front) instead of metric + direction",
+    )
+    constraints: dict[str, LimitSpec] = Field(
+        default_factory=dict, description="limits per measure; a trial outside is infeasible"
+    )
     data: DataSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
@@ -157,6 +175,67 @@ class StudySpec(_Section):
                 f"got {value!r}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _objectives_fit(self) -> StudySpec:
+        # Both forms end up in `metrics`; `metric` + `direction` name the primary objective,
+        # so a spec stored with all three (as a study records it) validates again.
+        given = self.model_fields_set
+        if "metrics" not in given:
+            self.metrics = [MetricSpec(name=self.metric, direction=self.direction)]
+            self.model_fields_set.discard("metrics")
+        elif not self.metrics:
+            raise ValueError("metrics: give at least one {name, direction}")
+        problems = _objective_problems(self)
+        primary = primary_metric(self.metrics)
+        chosen = {"metric": primary.name, "direction": primary.direction}
+        for key, value in chosen.items():
+            if key in given and "metrics" in given and getattr(self, key) != value:
+                problems.append(
+                    f"{key}: give either metric + direction or metrics, not both (metrics' "
+                    f"primary objective is {primary.name}, {primary.direction})"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        self.metric, self.direction = primary.name, primary.direction
+        return self
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the study optimizes several measures (its best trials: a Pareto front)."""
+        return len(self.metrics) > 1
+
+    @property
+    def validation_metrics(self) -> list[str]:
+        """The validation metrics (``val_*``) the objectives and constraints name."""
+        names = [m.name for m in self.metrics] + list(self.constraints)
+        return list(dict.fromkeys(n for n in names if is_validation_metric(n)))
+
+
+def check_objectives(spec: StudySpec) -> None:
+    """Refuse objectives that do not fit the spec's sampler and strategy (after an override).
+
+    Example:
+        >>> check_objectives(spec.model_copy(update={"strategy": StrategySpec(name="staged")}))
+        Traceback (most recent call last):
+        tuner.errors.SpecError: strategy: staged decides each stage from importance ...
+    """
+    problems = _objective_problems(spec)
+    if problems:
+        raise SpecError(problems)
+
+
+def _objective_problems(spec: StudySpec) -> list[str]:
+    has_builder = spec.model.builder is not None
+    problems = objective_problems(
+        spec.metrics,
+        sampler=spec.sampler.name,
+        strategy=spec.strategy.name,
+        has_builder=has_builder,
+    )
+    return problems + measure_problems(
+        spec.constraints, where="constraints", has_builder=has_builder
+    )
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ def problems_from(error: ValidationError, *, model: type[BaseModel] | None = Non
             message = "required field is missing; add it"
         elif item["type"] != "value_error" and _is_scalar(item.get("input")):
             message = f"{message}, got {shown(item['input'])}"
+        if not item["loc"] and item["type"] == "value_error":
+            lines.extend(message.splitlines())  # a whole-spec rule names its fields itself
+            continue
         lines.extend(f"{where}: {line}" for line in message.splitlines())
     return lines
 

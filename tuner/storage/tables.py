@@ -106,13 +106,19 @@ class StudyFacts:
 
 @dataclass(frozen=True)
 class TrialFacts:
-    """One trial: number, state, value (first objective) and the user attributes asked for."""
+    """One trial: number, state, values (one per objective; empty without) and the user
+    attributes asked for."""
 
     trial_id: int
     number: int
     state: str  # lower-case
-    value: float | None
+    values: tuple[float, ...]
     user_attrs: dict[str, Any]
+
+    @property
+    def value(self) -> float | None:
+        """The first objective's value (the only one of a single-objective study)."""
+        return self.values[0] if self.values else None
 
 
 def read_studies(conn: sa.Connection, *, name: str | None = None) -> list[StudyFacts]:
@@ -193,8 +199,8 @@ def _best(conn: sa.Connection, study_id: int, direction: str) -> Any:
     """The best complete trial's row (trial_id, number, value, value_type), or None.
 
     Ranked as Optuna's ``get_best_trial`` ranks them (``find_max/min_value_trial_id`` in
-    its models): -inf < finite < +inf, then the value. Optuna's feasibility rule for
-    constrained studies (which tuner never creates) is not applied.
+    its models): -inf < finite < +inf, then the value. As in ``Study.best_trial``, an
+    infeasible trial (a constraint value above 0) is never best.
     """
     rank = sa.case(
         (VALUES.c.value_type == "INF_NEG", -1), (VALUES.c.value_type == "INF_POS", 1), else_=0
@@ -210,9 +216,34 @@ def _best(conn: sa.Connection, study_id: int, direction: str) -> Any:
             VALUES.c.objective == 0,
         )
         .order_by(*order)
-        .limit(1)
     )
-    return conn.execute(query).first()
+    infeasible = _infeasible(conn, study_id)
+    if infeasible:
+        query = query.where(TRIALS.c.trial_id.not_in(infeasible))
+    return conn.execute(query.limit(1)).first()
+
+
+def _infeasible(conn: sa.Connection, study_id: int) -> list[int]:
+    """Trials with a constraint value above 0, from Optuna's ``constraints`` system attrs.
+
+    In Python, not SQL: the values are JSON text (a number per ``constraints:<key>``, or a
+    list under ``constraints`` as older Optuna wrote them).
+    """
+    query = (
+        sa.select(SYSTEM_ATTRS.c.trial_id, SYSTEM_ATTRS.c.value_json)
+        .join(TRIALS, TRIALS.c.trial_id == SYSTEM_ATTRS.c.trial_id)
+        .where(
+            TRIALS.c.study_id == study_id,
+            TRIALS.c.state == TrialState.COMPLETE,
+            sa.or_(SYSTEM_ATTRS.c.key == "constraints", SYSTEM_ATTRS.c.key.like("constraints:%")),
+        )
+    )
+    infeasible = set()
+    for trial_id, value in conn.execute(query):
+        parsed = json.loads(value)
+        if any(v > 0 for v in (parsed if isinstance(parsed, list) else [parsed])):
+            infeasible.add(trial_id)
+    return sorted(infeasible)
 
 
 def read_trials(
@@ -224,8 +255,8 @@ def read_trials(
 ) -> list[TrialFacts]:
     """A study's trials in ``states`` (lower-case names; all if None), by trial id.
 
-    Each carries the value of the first objective and the user attributes named in
-    ``attrs`` (missing ones left out).
+    Each carries its values, one per objective, and the user attributes named in ``attrs``
+    (missing ones left out).
 
     Example:
         >>> read_trials(conn, study.study_id, states=["complete"], attrs=["seconds"])
@@ -237,9 +268,9 @@ def read_trials(
         sa.select(
             TRIALS.c.trial_id, TRIALS.c.number, TRIALS.c.state, VALUES.c.value, VALUES.c.value_type
         )
-        .outerjoin(VALUES, (VALUES.c.trial_id == TRIALS.c.trial_id) & (VALUES.c.objective == 0))
+        .outerjoin(VALUES, VALUES.c.trial_id == TRIALS.c.trial_id)
         .where(*wanted)
-        .order_by(TRIALS.c.trial_id)
+        .order_by(TRIALS.c.trial_id, VALUES.c.objective)
     )
     found: dict[int, dict[str, Any]] = defaultdict(dict)
     if attrs:
@@ -250,16 +281,19 @@ def read_trials(
         )
         for trial_id, key, value in conn.execute(attr_query):
             found[trial_id][key] = json.loads(value)
-    return [
-        TrialFacts(
+    trials: dict[int, TrialFacts] = {}
+    for row in conn.execute(query):  # one row per objective's value, in objective order
+        value = () if row.value_type is None else (_value(row.value, row.value_type),)
+        seen = trials.get(row.trial_id)
+        values = value if seen is None else seen.values + value
+        trials[row.trial_id] = TrialFacts(
             trial_id=row.trial_id,
             number=row.number,
             state=row.state.name.lower(),
-            value=None if row.value_type is None else _value(row.value, row.value_type),
+            values=values,
             user_attrs=found.get(row.trial_id, {}),
         )
-        for row in conn.execute(query)
-    ]
+    return list(trials.values())
 
 
 def read_params(conn: sa.Connection, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

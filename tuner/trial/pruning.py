@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from tuner._optuna_compat import stepped_pruner_settings
+from tuner._optuna_compat import stepped_pruner_settings, storage_of, trial_id_of
 from tuner.trial.keras_env import import_keras
 
 # Pruners that prune only from ``n_warmup_steps`` on, at the first step of every
@@ -53,21 +53,39 @@ def could_prune(pruner: optuna.pruners.BasePruner, *, step: int) -> bool:
 def pruning_callback(trial: optuna.Trial, *, monitor: str) -> Any:
     """A Keras callback: report ``monitor`` at every epoch end, prune when the pruner says so.
 
-    Raises ``optuna.TrialPruned`` from inside ``fit``, as optuna-integration's does.
+    Raises ``optuna.TrialPruned`` from inside ``fit``, as optuna-integration's does. In a
+    study of several objectives it only records the learning curve: Optuna's pruners take
+    one objective, and a trial behind on ``monitor`` may still be on the Pareto front.
 
     Example:
         >>> model.fit(x, y, validation_data=val, callbacks=[pruning_callback(trial,
         ...           monitor="val_accuracy")])
     """
     keras = import_keras()
+    several = len(trial.study.directions) > 1
 
     class PruningCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             value = (logs or {}).get(monitor)
             if value is None:  # not logged: the objective reports the missing metric
                 return
+            if several:
+                _record_curve(trial, float(value), step=epoch)
+                return
             trial.report(float(value), step=epoch)
             if could_prune(trial.study.pruner, step=epoch) and trial.should_prune():
                 raise optuna.TrialPruned(f"Trial was pruned at epoch {epoch}.")
 
     return PruningCallback()
+
+
+def _record_curve(trial: optuna.Trial, value: float, *, step: int) -> None:
+    """Store ``value`` as the trial's intermediate value at ``step``, as ``report`` would.
+
+    ``Trial.report`` refuses studies of several objectives; the storage stores the curve
+    all the same (reports, the dashboard and learning-curve plots read it). Such a study
+    prunes a trial only before its first epoch (a constraint), so no pruned trial has a
+    curve: TPE ranks pruned trials by their last value with ``study.direction``, which
+    raises for several objectives.
+    """
+    storage_of(trial.study).set_trial_intermediate_value(trial_id_of(trial), step, value)

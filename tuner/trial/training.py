@@ -10,12 +10,15 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from tuner import records
+from tuner.specs.objectives import MEASURES
 from tuner.trial.data import Dataset
 from tuner.trial.keras_env import import_keras
+from tuner.trial.measures import builder_measures, latency_ms
 from tuner.trial.models import BUILDERS, Builder
 from tuner.trial.optim import make_optimizer
 
@@ -37,6 +40,7 @@ class TrainResult:
     epochs: int
     seconds: float
     n_params: int
+    measures: dict[str, float] = field(default_factory=dict)  # n_params, latency_ms, val_*
 
     def final(self, metric: str) -> float:
         """The metric after the last epoch trained."""
@@ -76,8 +80,12 @@ def build_model(
     *,
     family: str = "mlp",
     builder: Builder | None = None,
-) -> Any:
-    """Build with a user builder or a built-in family; shapes go to builders that take them."""
+) -> tuple[Any, dict[str, float]]:
+    """Build with a user builder or a built-in family; shapes go to builders that take them.
+
+    Returns the model and the measures a user's builder returned beside it (a builder
+    may return ``(model, {"flops": 1.2e6})``), empty for a bare model.
+    """
     build = builder or BUILDERS[family]
     shapes = {
         "input_shape": dataset.input_shape,
@@ -87,11 +95,12 @@ def build_model(
     accepted = inspect.signature(build).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     kwargs = {k: v for k, v in shapes.items() if takes_all or k in accepted}
-    model = build(dict(params), **kwargs)
+    built = build(dict(params), **kwargs)
+    model, extra = built if isinstance(built, tuple) and len(built) == 2 else (built, {})
     keras = import_keras()
     if not isinstance(model, keras.Model):
         raise TypeError(f"the model builder returned {type(model).__name__}, not a keras.Model")
-    return model
+    return model, builder_measures(extra, reserved=set(MEASURES) | records.OWN_TRIAL_ATTRS)
 
 
 def train(
@@ -108,11 +117,15 @@ def train(
     guard: Any = None,
     mixed_precision: bool = False,
     xla: bool | None = None,
+    latency_batch_size: int | None = None,
+    before_fit: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[Any, TrainResult]:
     """Build, compile and fit a model; raise :class:`Diverged` at the first non-finite epoch.
 
     Pass your own ``guard`` (from :func:`divergence_guard`) to read the epochs and seconds
-    of a run that ended in an exception (pruned, diverged).
+    of a run that ended in an exception (pruned, diverged). ``before_fit`` receives the
+    measures known before the first epoch (``n_params``, the builder's, and
+    ``latency_ms`` when ``latency_batch_size`` is given) and may raise to skip training.
 
     Example:
         >>> model, result = train({"learning_rate": 0.01}, dataset, epochs=5)
@@ -122,7 +135,7 @@ def train(
     keras.utils.set_random_seed(seed)
     # The policy is global in Keras: set it for every model so one spec never leaks into the next.
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
-    model = build_model(params, dataset, family=family, builder=builder)
+    model, known = build_model(params, dataset, family=family, builder=builder)
     batch_size = int(params.get("batch_size", DEFAULT_BATCH_SIZE))
     steps = math.ceil(len(dataset.x_train) / batch_size)
     model.compile(
@@ -131,6 +144,11 @@ def train(
         metrics=default_metrics(dataset.task),
         jit_compile="auto" if xla is None else xla,
     )
+    known["n_params"] = int(model.count_params())
+    if latency_batch_size is not None:
+        known["latency_ms"] = latency_ms(model, dataset.x_val, batch_size=latency_batch_size)
+    if before_fit is not None:
+        before_fit(dict(known))
     guard = guard or divergence_guard()
     if loss == "auto":
         guard.limit = DIVERGENCE_FACTOR * guess_loss(dataset)
@@ -150,11 +168,13 @@ def train(
         )
     finally:
         guard.seconds = time.perf_counter() - started
+    final = {k: v[-1] for k, v in guard.history.items() if k.startswith("val_")}
     return model, TrainResult(
         history=guard.history,
         epochs=guard.epochs,
         seconds=guard.seconds,
-        n_params=int(model.count_params()),
+        n_params=int(known["n_params"]),
+        measures={**known, **final},
     )
 
 
@@ -192,10 +212,16 @@ def divergence_guard() -> Any:
             super().__init__()
             self.epochs = 0
             self.seconds = 0.0
+            self.epoch_seconds: list[float] = []
             self.history: dict[str, list[float]] = {}
             self.limit = math.inf  # set by train() where the loss has a known scale
+            self._epoch_started = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self._epoch_started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.epoch_seconds.append(time.perf_counter() - self._epoch_started)
             self.epochs = epoch + 1
             for key, value in (logs or {}).items():
                 self.history.setdefault(key, []).append(float(value))
