@@ -170,9 +170,13 @@ def test_an_outage_longer_than_the_grace_period_pauses_workers_and_the_study_res
         with admin.connect() as conn:
             conn.execute(sa.text(f'alter database "{database}" allow_connections true'))
         admin.dispose()
-    for worker in workers:
-        err = _ends_cleanly(worker, timeout=180)
-        assert err.count("database unreachable") <= 1 and err.count("reachable again") <= 1
+    try:
+        for worker in workers:
+            err = _ends_cleanly(worker, timeout=180)
+            assert err.count("database unreachable") <= 1 and err.count("reachable again") <= 1
+    finally:
+        for worker in workers:  # a worker waits out an outage forever: never leave one behind
+            worker.kill()
     trials = study.get_trials()
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 6
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
