@@ -41,3 +41,10 @@ def test_unknown_fields_are_named(tiny_spec):
 def test_metric_must_be_a_validation_metric(tiny_spec):
     with pytest.raises(SpecError, match="metric must be a validation metric"):
         load_spec(tiny_spec(metric="accuracy"))
+
+
+def test_every_model_family_a_spec_may_name_has_a_builder():
+    from tuner.specs.spec import MODEL_FAMILIES
+    from tuner.trial.models import BUILDERS
+
+    assert set(MODEL_FAMILIES) == set(BUILDERS)

@@ -13,7 +13,7 @@ from tuner import records
 from tuner.errors import SpecError, StudyExistsError
 from tuner.specs.plugins import import_function
 from tuner.specs.space import SearchSpace
-from tuner.specs.spec import ResolvedSpec
+from tuner.specs.spec import MODEL_FAMILIES, ResolvedSpec
 from tuner.specs.validation import check_name
 from tuner.trial.data import Dataset
 from tuner.trial.keras_env import import_keras
@@ -56,10 +56,12 @@ def check_study_name(name: str) -> None:
 def check_model_fits(resolved: ResolvedSpec, dataset: Dataset, *, builder: Builder | None) -> None:
     """Refuse a model family or loss that every trial would fail on with this dataset."""
     spec = resolved.spec
-    if builder is None and spec.model.family == "cnn" and len(dataset.input_shape) != 3:
+    rank = MODEL_FAMILIES[spec.model.family]
+    if builder is None and rank is not None and len(dataset.input_shape) != rank:
+        others = ", ".join(f for f, r in MODEL_FAMILIES.items() if r is None)
         raise SpecError(
-            f"model.family cnn needs images (height, width, channels), but {dataset.name} has "
-            f"input shape {dataset.input_shape}; use family mlp or linear"
+            f"model.family {spec.model.family} needs images (height, width, channels), but "
+            f"{dataset.name} has input shape {dataset.input_shape}; use family {others}"
         )
     loss = spec.training.loss
     if loss == "auto":

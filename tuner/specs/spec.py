@@ -42,6 +42,11 @@ PRUNERS = (
 )
 
 
+# The built-in model families (tuner.trial.models builds each) and the input rank each
+# needs (None: any); adding a family is a line here and a builder there.
+MODEL_FAMILIES: dict[str, int | None] = {"mlp": None, "cnn": 3, "linear": None}
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,7 +74,7 @@ class DataSpec(_Section):
 class ModelSpec(_Section):
     """The model family, or a user builder ``module:function``."""
 
-    family: Literal["mlp", "cnn", "linear"] = "mlp"
+    family: Literal[tuple(MODEL_FAMILIES)] = "mlp"  # type: ignore[valid-type]
     builder: str | None = Field(
         None, description="module:function(params, *, input_shape, n_outputs) -> keras.Model"
     )
