@@ -1,15 +1,20 @@
-"""The supervised half of ``tuner run --workers N`` / ``--gpus``: queue, start, watch, stop."""
+"""The supervised half of ``tuner run --workers N`` / ``--gpus`` (local processes, or Ray
+actors with ``--ray``): queue, start, watch, stop."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tuner.cli.progress import TrialProgress
 from tuner.errors import SpecError, StudyStopped
 from tuner.execution.run import PreparedRun
+
+if TYPE_CHECKING:
+    from tuner.execution.ray_cluster import Cluster
 
 
 def supervise(
@@ -51,6 +56,44 @@ def supervise(
     problems = supervisor.run()
     if problems:
         raise StudyStopped("; ".join(problems) + " (see the workers' messages above)")
+
+
+def supervise_on_ray(
+    prepared: PreparedRun,
+    *,
+    cluster: Cluster,
+    data_dir: Path,
+    recycle_after: int,
+    progress: TrialProgress,
+    timeout: float | None,
+) -> None:
+    """Queue the study's budget, run one Ray actor per worker, report, stop on Ctrl-C."""
+    from tuner.execution.ray_launcher import RayLauncher
+    from tuner.storage import check_connection_budget
+
+    placement = cluster.placement
+    check_connection_budget(prepared.storage_url, workers=placement.workers)
+    queued = queue(prepared, quiet=True)
+    gpu = f" and {placement.gpus:g} GPU" if placement.gpus else ""
+    click.echo(
+        f"{queued} trials queued; {placement.workers} Ray actors on {cluster.address} "
+        f"({cluster.nodes} nodes, {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs), "
+        f"{placement.cpus:.4g} CPU ({placement.threads} thread(s)){gpu} each",
+        err=True,
+    )
+    launcher = RayLauncher(
+        study=prepared.study,
+        storage_url=prepared.storage_url,
+        cluster=cluster,
+        data_dir=data_dir,
+        recycle_after=recycle_after or None,
+        on_trial=progress,
+        on_event=lambda message: click.echo(message, err=True),
+        deadline=None if timeout is None else time.monotonic() + timeout,
+    )
+    problems = launcher.run()
+    if problems:
+        raise StudyStopped("; ".join(problems))
 
 
 def queue(prepared: PreparedRun, *, quiet: bool = False) -> int:
