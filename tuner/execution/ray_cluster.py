@@ -10,6 +10,8 @@ and in :mod:`tuner.execution.ray_launcher` only, inside functions: ``tuner run``
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from fractions import Fraction
 from types import ModuleType
@@ -18,6 +20,8 @@ from typing import Any
 from tuner.errors import ClusterError, SpecError
 from tuner.execution.supervisor import GpuError
 from tuner.storage import mask_url
+
+CONNECT_TIMEOUT_S = 5
 
 
 @dataclass(frozen=True)
@@ -128,14 +132,7 @@ def connect(
             f"the cluster; --workers N to use fewer)"
         )
     ray = import_ray()
-    try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ClusterError(
-            f"--ray {address}: no Ray cluster there ({first}); start one with `ray start "
-            f"--head`, or give its address (host:6379, ray://host:10001)"
-        ) from None
+    _init(ray, address)
     alive = [node for node in ray.nodes() if node["Alive"]]
     nodes = [(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in alive]
     found = f"{address} ({len(nodes)} node{'s' if len(nodes) != 1 else ''})"
@@ -160,6 +157,41 @@ def connect(
         gpus=sum(g for _, g in nodes),
         placement=placement,
     )
+
+
+def _init(ray: Any, address: str) -> None:
+    """``ray.init`` as a driver that leaves the actors' output in Ray's log files."""
+    _check_answers(address)
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ClusterError(
+            f"--ray {address}: cannot join the Ray cluster ({first}); start one with `ray "
+            f"start --head`, or give its address (host:6379, ray://host:10001)"
+        ) from None
+
+
+def _check_answers(address: str) -> None:
+    """Refuse at once an address where nothing listens: ``ray.init`` retries for minutes.
+
+    ``auto`` without ``$RAY_ADDRESS`` is left to Ray, which finds the cluster of this
+    machine or says at once that there is none.
+    """
+    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+    if target in ("", "auto"):
+        return
+    client = target.startswith("ray://")
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not host:  # no port given: Ray's defaults
+        host, port = port, ("10001" if client else "6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:
+        raise ClusterError(
+            f"--ray {address}: nothing answers at {host}:{port} ({exc}); start the cluster "
+            f"(`ray start --head`) or give its address (host:6379, ray://host:10001)"
+        ) from None
 
 
 def _on_this_machine(ray: Any, alive: list[dict[str, Any]]) -> bool:

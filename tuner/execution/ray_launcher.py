@@ -190,7 +190,7 @@ class RayLauncher:
 
     def _start(self, slot: int) -> None:
         placement = self.cluster.placement
-        bare_url, _ = without_password(self.storage_url)
+        bare_url, _ = without_password(_from_any_directory(self.storage_url))
         forwarded = {
             k: v
             for k, v in os.environ.items()
@@ -269,6 +269,19 @@ class RayLauncher:
 
     def _end(self, slot: int) -> None:
         ray.kill(self._slots.pop(slot).actor, no_restart=True)
+
+
+def _from_any_directory(url: str) -> str:
+    """The URL with a relative SQLite path made absolute: an actor's working directory is
+    the one its node's ``ray start`` ran in, not this one."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return url
+    absolute = parsed.set(database=str(Path(database).resolve()))
+    return absolute.render_as_string(hide_password=False)
 
 
 def _first_line(exc: BaseException | None) -> str:
