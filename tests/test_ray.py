@@ -11,27 +11,22 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import ROOT, need, run_cli
+from tests.conftest import need, run_cli
+from tests.ray_cluster import RAY_CLI, RayCluster, local_ray_cluster
 from tests.test_workers_postgres import FAST_HEARTBEAT, OVERRIDES, _running_with_worker, _study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-STARTED = "Ray runtime started"
 PLACED = re.compile(
     r"^worker (\d+): node (\w+) \(127\.0\.0\.1\), pid (\d+)(?:, CUDA_VISIBLE_DEVICES=(\S+))?$",
     re.MULTILINE,
@@ -55,73 +50,12 @@ def build(params, *, input_shape, n_outputs):
 """
 
 
-@dataclass(frozen=True)
-class RayCluster:
-    address: str
-    client: str  # the same cluster through Ray Client (ray://)
-    env: dict[str, str]  # what a shell that talks to this cluster has set
-    modules: Path  # on the PYTHONPATH of the driver and every actor
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
     """A one-node Ray cluster on 127.0.0.1 (2 CPUs, 2 declared GPUs) for this module."""
-    ray_cli = Path(sys.executable).parent / "ray"
-    need(ray_cli.exists(), "Ray is not installed (pip install -e '.[ray]')")
-    # A short path: Ray's socket names must fit in 107 characters.
-    temp = Path(tempfile.mkdtemp(prefix="tuner-ray-"))
-    (temp / "token").write_text(secrets.token_hex(32), encoding="utf-8")
-    modules = temp / "modules"
-    modules.mkdir()
-    env = {
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(modules)]),
-        # Ray binds to the machine's address even when told 127.0.0.1, unless this is off.
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "token",  # its own token, not the shared ~/.ray/auth_token
-        "RAY_AUTH_TOKEN_PATH": str(temp / "token"),
-    }
-    port, client_port = _free_port(), _free_port()
-    # ports fixed by default (client server, dashboard agent) are taken free here, so
-    # that two test runs on one machine do not meet
-    command = [str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1"]
-    command += ["--port", str(port), "--ray-client-server-port", str(client_port)]
-    command += ["--dashboard-agent-listen-port", str(_free_port()), "--include-dashboard=false"]
-    command += ["--num-cpus", "2", "--num-gpus", "2", "--temp-dir", str(temp)]
-    command += ["--disable-usage-stats"]
-    log = temp / "ray-start.log"
-    head = subprocess.Popen(
-        command,
-        env={**os.environ, **env},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, ended whole below
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while STARTED not in log.read_text() and head.poll() is None:
-            assert time.monotonic() < deadline, f"ray start: no cluster in 120 s\n{log.read_text()}"
-            time.sleep(0.5)
-        assert head.poll() is None, f"ray start failed:\n{log.read_text()}"
-        yield RayCluster(
-            address=f"127.0.0.1:{port}",
-            client=f"ray://127.0.0.1:{client_port}",
-            env=env,
-            modules=modules,
-        )
-    finally:
-        head.terminate()  # `ray start --block` stops the cluster's processes on SIGTERM
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        shutil.rmtree(temp, ignore_errors=True)
+    need(RAY_CLI.exists(), "Ray is not installed (pip install -e '.[ray]')")
+    with local_ray_cluster(cpus=2, gpus=2) as cluster:
+        yield cluster
 
 
 def _run(cluster: RayCluster, spec: Path, url: str, *args: str) -> subprocess.Popen[str]:
@@ -175,7 +109,7 @@ def test_gpu_shares_four_actors_on_two_gpus_run_exactly_the_budget(
 
 
 def test_a_killed_actor_comes_back_and_its_trial_runs_again(ray_cluster, postgres_url, tiny_spec):
-    spec = _spec(tiny_spec, epochs=40, n_trials=3, max_rows=1797)
+    spec = _spec(tiny_spec, epochs=30, n_trials=2, max_rows=1797)
     run = _run(ray_cluster, spec, postgres_url, "--workers", "2")
     try:
         victim = _running_with_worker(postgres_url)
@@ -195,7 +129,7 @@ def test_a_killed_actor_comes_back_and_its_trial_runs_again(ray_cluster, postgre
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert retried and retried[0].params == by_number[victim.number].params
     assert retried[0].state == TrialState.COMPLETE
-    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 3  # the budget
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2  # the budget
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 

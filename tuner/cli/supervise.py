@@ -69,9 +69,12 @@ def supervise_on_ray(
 ) -> None:
     """Queue the study's budget, run one Ray actor per worker, report, stop on Ctrl-C."""
     from tuner.execution.ray_launcher import RayLauncher
-    from tuner.storage import check_connection_budget
+    from tuner.storage import check_connection_budget, sqlite_warning
 
     placement = cluster.placement
+    warning = sqlite_warning(prepared.storage_url, workers=placement.workers)
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
     check_connection_budget(prepared.storage_url, workers=placement.workers)
     queued = queue(prepared, quiet=True)
     gpu = f" and {placement.gpus:g} GPU" if placement.gpus else ""

@@ -76,8 +76,8 @@ def place_workers(
                 f"cluster has {sum(per_node)} GPU shares; ask for at most that many workers"
             )
         workers = workers or sum(per_node)
-    if not workers:
-        raise SpecError("--ray needs --workers N or --gpus all: how many workers to run")
+    if workers is None:
+        raise ValueError("place_workers needs workers, trials_per_gpu or both")
     most = max(int(cpus) for cpus, _ in nodes)
     shares = [Fraction(c) for c in range(most, 0, -1)] + [
         Fraction(1, k) for k in range(2, workers + 1)
@@ -131,6 +131,8 @@ def connect(
             f"--gpus {gpus} with --ray: Ray chooses the devices; give --gpus all (every GPU of "
             f"the cluster; --workers N to use fewer)"
         )
+    if workers is None and gpus is None:
+        raise SpecError("--ray needs --workers N or --gpus all: how many workers to run there")
     ray = import_ray()
     _init(ray, address)
     alive = [node for node in ray.nodes() if node["Alive"]]
