@@ -151,7 +151,7 @@ def summarize(runs: list[Run], counts: list[int]) -> None:
 
     base = median("local", counts[0], "per_minute")
     base_span = median("local", counts[0], "span_per_minute")
-    print(f"\n{'workers':>11} {'trials/min':>18} {'vs ' + str(counts[0]):>6} {'span vs':>8}")
+    print(f"\n{'workers':>11} {'trials/min':>18} {'vs local':>8} {'span vs':>8}")
     for contender in sorted({r.contender for r in runs}):
         for n in counts:
             rates = [r.per_minute for r in runs if (r.contender, r.workers) == (contender, n)]

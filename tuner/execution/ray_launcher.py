@@ -43,6 +43,7 @@ from tuner.trial.keras_env import thread_env
 # Settings that a worker reads from its environment (heartbeat, grace period, retries,
 # pool) travel to the actors; secrets do not: the password goes as an argument.
 FORWARDED_PREFIX = "TUNER_"
+RESTART_POLL_S = 0.5
 NOT_FORWARDED = {"TUNER_STORAGE", "TUNER_DB_PASSWORD", "TUNER_DB_PASSWORD_FILE"}
 
 
@@ -52,15 +53,14 @@ class RayWorker:
 
     Its methods run in the actor process's main thread (one call at a time), so the trial
     loop's SIGTERM and Ctrl-C handling works as in any worker process. A process that died
-    is started again by Ray (``max_restarts``); the actor is then asked where it is again,
-    a call that waits for the restart, before it is asked to run.
+    is started again by Ray (``max_restarts``); calls fail while it restarts, and the
+    launcher asks where it is until it answers, then asks it to run again.
     """
 
     def __init__(self, study_name: str, storage_url: str, password: str | None, data_dir: str):
         self._join = (study_name, storage_url, password, Path(data_dir))
         self._prepared: PreparedRun | None = None
 
-    @ray.method(max_task_retries=-1)
     def where(self) -> dict[str, Any]:
         """Where Ray placed this actor: node, process, GPU share."""
         return {
@@ -70,7 +70,6 @@ class RayWorker:
             "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
 
-    @ray.method(max_task_retries=0)  # a lost run is the launcher's to see, and to say
     def run(self, max_trials: int | None) -> str:
         """Run the study's trials until none is left; returns why it stopped
         (:class:`~tuner.execution.worker.WorkerOutcome`'s reasons, or ``terminated``)."""
@@ -109,8 +108,9 @@ class _Slot:
     """One worker: its actor, and the call it is on (``where``, then ``run``)."""
 
     actor: Any
-    call: Any  # ObjectRef of the pending where() or run()
+    call: Any | None  # ObjectRef of the pending where() or run(); None while restarting
     where: dict[str, Any] | None = None  # known once where() answered; None while placing
+    ask_at: float = 0.0  # time.monotonic() at which to ask a restarting actor again
 
 
 @dataclass
@@ -154,9 +154,7 @@ class RayLauncher:
                 for slot in range(self.cluster.placement.workers):
                     self._start(slot)
                 while self._slots:
-                    calls = [s.call for s in self._slots.values()]
-                    ready, _ = ray.wait(calls, num_returns=1, timeout=self.poll_s)
-                    problems += self._answer(ready)
+                    problems += self._answer(self._wait())
                     self._end_unplaced_without_work()
                     reap_study(self.study)
                     report()
@@ -171,6 +169,19 @@ class RayLauncher:
         report()
         return problems
 
+    def _wait(self) -> list[Any]:
+        """The calls that returned within a poll; restarting actors are asked again where
+        they are (a call to an actor that is restarting fails at once)."""
+        for state in self._slots.values():
+            if state.call is None and time.monotonic() >= state.ask_at:
+                state.call = state.actor.where.remote()
+        calls = [s.call for s in self._slots.values() if s.call is not None]
+        if not calls:
+            time.sleep(RESTART_POLL_S)
+            return []
+        ready, _ = ray.wait(calls, num_returns=1, timeout=self.poll_s)
+        return ready
+
     def stop(self) -> None:
         """SIGTERM every running actor's process (its trial failed and re-queued), wait
         for them as a local supervisor does, then end every actor."""
@@ -182,8 +193,9 @@ class RayLauncher:
             _send_signal.options(scheduling_strategy=on_node).remote(
                 slot.where["pid"], signal.SIGTERM
             )
-        if running:
-            ray.wait([s.call for s in running], num_returns=len(running), timeout=STOP_GRACE_S)
+        calls = [s.call for s in running if s.call is not None]
+        if calls:
+            ray.wait(calls, num_returns=len(calls), timeout=STOP_GRACE_S)
         for slot in self._slots.values():
             ray.kill(slot.actor, no_restart=True)
         self._slots.clear()
@@ -251,12 +263,14 @@ class RayLauncher:
 
     def _lost(self, slot: int, exc: Exception) -> list[str]:
         state = self._slots[slot]
-        why = _death_cause(exc)
-        if state.where is None:  # where() waits out restarts: Ray has given up on it
-            self._end(slot)
-            return [f"worker {slot}: Ray could not start it ({why})"]
-        self.on_event(f"worker {slot} lost ({why}): Ray restarts it")
-        state.where, state.call = None, state.actor.where.remote()
+        if isinstance(exc, ray.exceptions.ActorDiedError) and state.where is None:
+            self._end(slot)  # dead for good: Ray has had its max_restarts, or it never began
+            return [f"worker {slot}: Ray could not start it ({_death_cause(exc)})"]
+        if state.where is not None:
+            self.on_event(f"worker {slot} lost ({_death_cause(exc)}): Ray restarts it")
+        # Calls fail at once while it restarts: ask again a little later, not in a spin.
+        state.where, state.call = None, None
+        state.ask_at = time.monotonic() + RESTART_POLL_S
         return []
 
     def _end_unplaced_without_work(self) -> None:
