@@ -151,14 +151,14 @@ def summarize(runs: list[Run], counts: list[int]) -> None:
 
     base = median("local", counts[0], "per_minute")
     base_span = median("local", counts[0], "span_per_minute")
-    print(f"\n{'workers':>11} {'trials/min':>18} {'vs local':>8} {'span vs':>8}")
+    print(f"\n{'workers':>11} {'trials/min':>18} {f'vs local {counts[0]}':>10} {'span vs':>8}")
     for contender in sorted({r.contender for r in runs}):
         for n in counts:
             rates = [r.per_minute for r in runs if (r.contender, r.workers) == (contender, n)]
             print(
                 f"{contender:>5} {n:>5} {median(contender, n, 'per_minute'):>7.1f} "
                 f"[{min(rates):.1f}-{max(rates):.1f}] "
-                f"{median(contender, n, 'per_minute') / base:>6.2f} "
+                f"{median(contender, n, 'per_minute') / base:>10.2f} "
                 f"{median(contender, n, 'span_per_minute') / base_span:>8.2f}"
             )
     if any(r.contender == "ray" for r in runs):
