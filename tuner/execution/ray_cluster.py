@@ -65,24 +65,24 @@ def place_workers(
     (whole CPUs, else 1/2, 1/3, ... of one) with which all of them fit on the nodes, as
     Ray places them: a worker never spans two nodes.
     """
-    per_node = [None] * len(nodes)  # workers a node can hold on its GPUs; None: no limit
+    # Workers each node can hold on its GPUs; None: no limit but its CPUs.
+    per_node: list[int | None] = [None] * len(nodes)
     gpu_share = Fraction(0)
     if trials_per_gpu is not None:
-        per_node = [int(gpus) * trials_per_gpu for _, gpus in nodes]
-        gpu_share = Fraction(1, trials_per_gpu)
-        if workers is not None and workers > sum(per_node):
+        shares = [int(gpus) * trials_per_gpu for _, gpus in nodes]
+        per_node, gpu_share = list(shares), Fraction(1, trials_per_gpu)
+        if workers is not None and workers > sum(shares):
             raise SpecError(
                 f"--workers {workers} with --gpus all --trials-per-gpu {trials_per_gpu}: the "
-                f"cluster has {sum(per_node)} GPU shares; ask for at most that many workers"
+                f"cluster has {sum(shares)} GPU shares; ask for at most that many workers"
             )
-        workers = workers or sum(per_node)
+        workers = workers or sum(shares)
     if workers is None:
         raise ValueError("place_workers needs workers, trials_per_gpu or both")
     most = max(int(cpus) for cpus, _ in nodes)
-    shares = [Fraction(c) for c in range(most, 0, -1)] + [
-        Fraction(1, k) for k in range(2, workers + 1)
-    ]
-    for share in shares:
+    cpu_shares = [Fraction(c) for c in range(most, 0, -1)]
+    cpu_shares += [Fraction(1, k) for k in range(2, workers + 1)]
+    for share in cpu_shares:
         fits = sum(
             min(int(Fraction(cpus) / share), cap if cap is not None else workers)
             for (cpus, _), cap in zip(nodes, per_node, strict=True)

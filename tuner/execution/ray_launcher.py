@@ -185,15 +185,15 @@ class RayLauncher:
     def stop(self) -> None:
         """SIGTERM every running actor's process (its trial failed and re-queued), wait
         for them as a local supervisor does, then end every actor."""
-        running = [s for s in self._slots.values() if s.where is not None]
-        for slot in running:
-            on_node = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                node_id=slot.where["node"], soft=False
-            )
-            _send_signal.options(scheduling_strategy=on_node).remote(
-                slot.where["pid"], signal.SIGTERM
-            )
-        calls = [s.call for s in running if s.call is not None]
+        calls = []
+        for state in self._slots.values():
+            if state.where is not None:
+                on_node = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+                    node_id=state.where["node"], soft=False
+                )
+                signal_task = _send_signal.options(scheduling_strategy=on_node)
+                signal_task.remote(state.where["pid"], signal.SIGTERM)
+                calls += [state.call] if state.call is not None else []
         if calls:
             ray.wait(calls, num_returns=len(calls), timeout=STOP_GRACE_S)
         for slot in self._slots.values():
@@ -208,7 +208,7 @@ class RayLauncher:
             for k, v in os.environ.items()
             if k.startswith(FORWARDED_PREFIX) and k not in NOT_FORWARDED
         }
-        actor = RayWorker.options(
+        actor = RayWorker.options(  # type: ignore[attr-defined]  # ray.remote made it an actor class
             num_cpus=placement.cpus,
             num_gpus=placement.gpus,
             runtime_env={"env_vars": {**forwarded, **thread_env(placement.threads)}},
@@ -224,10 +224,11 @@ class RayLauncher:
         """Act on the calls that returned: placed actors run, finished ones end."""
         problems = []
         for slot, state in list(self._slots.items()):
-            if state.call not in ready:
+            call = state.call
+            if call is None or call not in ready:
                 continue
             try:
-                answer = ray.get(state.call)
+                answer: Any = ray.get(call)
             except ray.exceptions.RayActorError as exc:
                 problems += self._lost(slot, exc)
             except ray.exceptions.RayTaskError as exc:  # the loop raised: the breaker, ...
