@@ -54,6 +54,9 @@ def local_ray_cluster(*, cpus: int, gpus: int) -> Iterator[RayCluster]:
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(temp / "token"),
+        # Ray Client starts a server process per client and waits 30 s for it: too short
+        # on a loaded 2-core machine.
+        "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120",
     }
     port, client_port = _free_port(), _free_port()
     # Ports that are fixed by default are free ones here, so that two runs do not meet.
