@@ -68,6 +68,13 @@ def _run(cluster: RayCluster, spec: Path, url: str, *args: str) -> subprocess.Po
     )
 
 
+def _run_on_sqlite(cluster: RayCluster, spec: Path, address: str, *args: str):
+    """`tuner run SPEC --storage sqlite:///study.db --ray ADDRESS ARGS` in the spec's folder."""
+    env = {**cluster.env, **FAST_HEARTBEAT}
+    storage = ["--storage", "sqlite:///study.db", "--ray", address]
+    return run_cli("run", str(spec), *storage, *args, cwd=spec.parent, env=env)
+
+
 def _finish(run: subprocess.Popen[str], timeout: float = 400) -> str:
     try:
         _, err = run.communicate(timeout=timeout)
@@ -182,18 +189,7 @@ def test_out_of_memory_fails_the_trial_and_recycles_the_actor(ray_cluster, tmp_p
         budget={"n_trials": 2},
     )
     # SQLite serves a cluster that is this machine alone (its path made absolute).
-    done = run_cli(
-        "run",
-        str(spec),
-        "--storage",
-        "sqlite:///study.db",
-        "--ray",
-        ray_cluster.address,
-        "--workers",
-        "1",
-        cwd=tmp_path,
-        env={**ray_cluster.env, **FAST_HEARTBEAT},
-    )
+    done = _run_on_sqlite(ray_cluster, spec, ray_cluster.address, "--workers", "1")
 
     assert done.returncode == 0, done.stderr
     assert "worker 0 recycled after running out of memory: starting a new one" in done.stderr
@@ -212,18 +208,7 @@ def test_sqlite_is_refused_through_ray_client_and_nothing_is_written(
 ):
     # Through Ray Client the driver may be anywhere: the nodes cannot share the file.
     spec = tiny_spec()
-    done = run_cli(
-        "run",
-        str(spec),
-        "--storage",
-        "sqlite:///study.db",
-        "--ray",
-        ray_cluster.client,
-        "--workers",
-        "2",
-        cwd=tmp_path,
-        env=ray_cluster.env,
-    )
+    done = _run_on_sqlite(ray_cluster, spec, ray_cluster.client, "--workers", "2")
 
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (

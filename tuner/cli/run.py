@@ -141,20 +141,8 @@ def run(
         queue(prepared)
         return
     progress = TrialProgress(total=prepared.to_run, direction=resolved.spec.direction)
-    recycle = DEFAULT_RECYCLE_AFTER if recycle_after is None else recycle_after
     try:
-        if cluster is not None:
-            from tuner.cli.supervise import supervise_on_ray
-
-            supervise_on_ray(
-                prepared,
-                cluster=cluster,
-                data_dir=resolved.base_dir,
-                recycle_after=recycle,
-                progress=progress,
-                timeout=timeout,
-            )
-        elif slots is None:
+        if slots is None and cluster is None:
             execute(prepared, timeout=timeout, callbacks=[progress])
         else:
             from tuner.cli.supervise import supervise
@@ -162,8 +150,9 @@ def run(
             supervise(
                 prepared,
                 slots=slots,
+                cluster=cluster,
                 data_dir=resolved.base_dir,
-                recycle_after=recycle,
+                recycle_after=DEFAULT_RECYCLE_AFTER if recycle_after is None else recycle_after,
                 progress=progress,
                 timeout=timeout,
             )
