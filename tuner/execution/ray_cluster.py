@@ -2,9 +2,9 @@
 
 ``tuner run --ray ADDRESS`` connects here before the study is created, so that a missing
 Ray, an unreachable cluster, GPUs that are not there or an SQLite file that the nodes
-cannot share are refused with one line and nothing written. Ray itself is imported here
-and in :mod:`tuner.execution.ray_launcher` only, inside functions: ``tuner run`` without
-``--ray`` never loads it.
+cannot share are refused with one line and nothing written. Ray is imported here inside
+functions, and by :mod:`tuner.execution.ray_launcher`, which only ``--ray`` imports:
+``tuner run`` without ``--ray`` never loads it.
 """
 
 from __future__ import annotations

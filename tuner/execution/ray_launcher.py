@@ -43,8 +43,8 @@ from tuner.trial.keras_env import thread_env
 # Settings that a worker reads from its environment (heartbeat, grace period, retries,
 # pool) travel to the actors; secrets do not: the password goes as an argument.
 FORWARDED_PREFIX = "TUNER_"
-RESTART_POLL_S = 0.5
 NOT_FORWARDED = {"TUNER_STORAGE", "TUNER_DB_PASSWORD", "TUNER_DB_PASSWORD_FILE"}
+RESTART_POLL_S = 0.5  # how often an actor that Ray is restarting is asked where it is
 
 
 @ray.remote(max_restarts=MAX_RESTARTS_PER_SLOT)
