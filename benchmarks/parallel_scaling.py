@@ -12,14 +12,23 @@ median training time of a trial, and the training span (first trial start to las
 end, which leaves out the start-up of the processes). Summary: the speed-up of N workers
 over 1 (median trials per minute), on the wall time and on the training span.
 
+With ``--ray`` each worker count also runs as ``tuner run --ray ADDRESS --workers N``: N Ray
+actors on a one-node Ray cluster started by the script on 127.0.0.1 with the usable
+cores (``tests/ray_cluster.py``), alternating with the local workers; the summary adds
+Ray's cost per trial, (wall time with Ray - wall time with local workers) / 12, on the
+medians. Cores busy is left out for Ray: its actors are the cluster's processes, not
+children of the command.
+
 Run from the repository root (about 10 minutes with the defaults on the loaded 2-core VM):
 
     PYTHONPATH=. python benchmarks/parallel_scaling.py [--reps 2] [--epochs 10] [--workers 1,2,4]
+    PYTHONPATH=. python benchmarks/parallel_scaling.py --workers 2 --ray   # needs .[ray]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import resource
@@ -33,6 +42,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import yaml
+
+from tests.ray_cluster import RayCluster, local_ray_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "studies" / "digits-mlp.yaml"
@@ -48,6 +59,7 @@ CONFIGS = [
 @dataclass(frozen=True)
 class Run:
     workers: int
+    contender: str  # "local" (worker processes) or "ray" (actors)
     wall_s: float
     cpu_s: float
     first_trial_s: float  # from the command's start to the first trial's start
@@ -86,8 +98,9 @@ def prepare(spec: Path, url: str) -> None:
     enqueue(prepared.study, CONFIGS)
 
 
-def run(spec: Path, url: str, *, workers: int) -> Run:
-    """Time ``tuner run --resume --workers N`` on a prepared study."""
+def run(spec: Path, url: str, *, workers: int, ray: RayCluster | None = None) -> Run:
+    """Time ``tuner run --resume --workers N`` (``--ray ADDRESS`` with a cluster) on a
+    prepared study."""
     import optuna
 
     from tuner import records
@@ -95,6 +108,9 @@ def run(spec: Path, url: str, *, workers: int) -> Run:
     command = [sys.executable, "-m", "tuner", "run", str(spec), "--storage", url, "--resume"]
     command += ["--tiers", "1-2", "--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if ray is not None:
+        command += ["--ray", ray.address]
+        env.update(ray.env)
     cpu_before = _children_cpu()
     started_at = time.time()
     started = time.perf_counter()
@@ -109,6 +125,7 @@ def run(spec: Path, url: str, *, workers: int) -> Run:
     last = max(t.datetime_complete for t in trials if t.datetime_complete)
     return Run(
         workers=workers,
+        contender="local" if ray is None else "ray",
         wall_s=wall,
         cpu_s=_children_cpu() - cpu_before,
         first_trial_s=first.timestamp() - started_at,
@@ -127,17 +144,32 @@ def _load() -> str:
 
 
 def summarize(runs: list[Run], counts: list[int]) -> None:
-    def median(n: int, key: str) -> float:
-        return statistics.median(getattr(r, key) for r in runs if r.workers == n)
-
-    print(f"\n{'workers':>7} {'trials/min':>18} {'speed-up':>9} {'span speed-up':>14}")
-    for n in counts:
-        rates = [r.per_minute for r in runs if r.workers == n]
-        print(
-            f"{n:>7} {median(n, 'per_minute'):>7.1f} [{min(rates):.1f}-{max(rates):.1f}] "
-            f"{median(n, 'per_minute') / median(1, 'per_minute'):>9.2f} "
-            f"{median(n, 'span_per_minute') / median(1, 'span_per_minute'):>14.2f}"
+    def median(contender: str, n: int, key: str) -> float:
+        return statistics.median(
+            getattr(r, key) for r in runs if (r.contender, r.workers) == (contender, n)
         )
+
+    base = median("local", counts[0], "per_minute")
+    base_span = median("local", counts[0], "span_per_minute")
+    print(f"\n{'workers':>11} {'trials/min':>18} {f'vs local {counts[0]}':>10} {'span vs':>8}")
+    for contender in sorted({r.contender for r in runs}):
+        for n in counts:
+            rates = [r.per_minute for r in runs if (r.contender, r.workers) == (contender, n)]
+            print(
+                f"{contender:>5} {n:>5} {median(contender, n, 'per_minute'):>7.1f} "
+                f"[{min(rates):.1f}-{max(rates):.1f}] "
+                f"{median(contender, n, 'per_minute') / base:>10.2f} "
+                f"{median(contender, n, 'span_per_minute') / base_span:>8.2f}"
+            )
+    if any(r.contender == "ray" for r in runs):
+        print("\nRay's cost per trial (median wall, ray - local, / trials):")
+        for n in counts:
+            extra = median("ray", n, "wall_s") - median("local", n, "wall_s")
+            first = median("ray", n, "first_trial_s") - median("local", n, "first_trial_s")
+            print(
+                f"  {n} workers: {extra / len(CONFIGS):+.2f} s per trial "
+                f"({extra:+.1f} s per run, of which {first:+.1f} s before the first trial)"
+            )
 
 
 def main() -> None:
@@ -145,6 +177,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--ray", action="store_true", help="add Ray actors as contenders")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     from tuner.trial.keras_env import usable_cores  # what `tuner run --workers` shares out
@@ -156,21 +189,26 @@ def main() -> None:
         f"{args.epochs} epochs, {args.reps} reps; load average {_load()}"
     )
     print(
-        f"{'workers':>7} {'rep':>3} {'wall s':>7} {'trials/min':>10} {'cores busy':>10} "
+        f"{'workers':>11} {'rep':>3} {'wall s':>7} {'trials/min':>10} {'cores busy':>10} "
         f"{'1st trial s':>11} {'trial s':>7} {'span s':>7}  load"
     )
     runs = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        cluster = None
+        if args.ray:
+            cluster = stack.enter_context(local_ray_cluster(cpus=usable_cores(), gpus=0))
+        contenders = [(n, c) for n in counts for c in ([None, cluster] if args.ray else [None])]
         spec = write_spec(Path(tmp), epochs=args.epochs)
         for rep in range(args.reps):
-            for workers in counts if rep % 2 == 0 else reversed(counts):
-                url = f"sqlite:///{tmp}/rep{rep}-w{workers}.db"
+            for workers, ray in contenders if rep % 2 == 0 else reversed(contenders):
+                url = f"sqlite:///{tmp}/rep{rep}-w{workers}-{ray is not None}.db"
                 prepare(spec, url)
-                result = run(spec, url, workers=workers)
+                result = run(spec, url, workers=workers, ray=ray)
                 runs.append(result)
+                busy = "-" if ray else f"{result.cpu_s / result.wall_s:.2f}"
                 print(
-                    f"{workers:>7} {rep:>3} {result.wall_s:>7.1f} {result.per_minute:>10.1f} "
-                    f"{result.cpu_s / result.wall_s:>10.2f} {result.first_trial_s:>11.1f} "
+                    f"{result.contender:>5} {workers:>5} {rep:>3} {result.wall_s:>7.1f} "
+                    f"{result.per_minute:>10.1f} {busy:>10} {result.first_trial_s:>11.1f} "
                     f"{result.trial_s:>7.1f} {result.span_s:>7.1f}  {_load()}",
                     flush=True,
                 )

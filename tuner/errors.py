@@ -11,6 +11,7 @@ The tree::
     ├── NoCompletedTrialError (LookupError) a study has no completed trial to use yet
     ├── DashboardError (OSError)    the dashboard cannot listen on the address asked for
     ├── StudyStopped (RuntimeError) the whole study had to stop (circuit breaker)
+    ├── ClusterError (RuntimeError) Ray is not installed, or its cluster cannot be reached
     ├── ReportError (ValueError)    a study cannot be reported on as asked
     └── MultiObjectiveError (ValueError) one best trial asked of a study of several objectives
 
@@ -63,6 +64,10 @@ class DashboardError(TunerError, OSError):
 
 class StudyStopped(TunerError, RuntimeError):
     """The study stopped before its budget, for a reason that concerns every trial."""
+
+
+class ClusterError(TunerError, RuntimeError):
+    """Ray is not installed, its cluster cannot be reached, or cannot hold the workers."""
 
 
 class ReportError(TunerError, ValueError):

@@ -13,6 +13,7 @@ N_PARAMS = "n_params"  # number of model parameters
 SEED = "seed"  # the random seed the trial trained with
 FAIL_REASON = "fail_reason"  # why a FAIL trial failed: "diverged", "out of memory", ...
 WORKER = "worker"  # host:pid of the process that ran the trial
+NODE = "node"  # the Ray node ID the trial ran on (`tuner run --ray`)
 PEAK_RSS_MB = "peak_rss_mb"  # peak resident memory of the worker process so far, MiB
 RECOVERED_FROM = "recovered_from"  # number of the trial, failed as stale, whose result this is
 STAGE = "stage"  # the staged strategy's stage this trial ran in (1 = tier 1 alone)

@@ -54,6 +54,14 @@ DEFAULT_RECYCLE_AFTER = 50
     f"process [default: {DEFAULT_RECYCLE_AFTER} with --workers/--gpus; in-process: never].",
 )
 @click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Run the --workers/--gpus workers as Ray actors on the cluster at ADDRESS (auto: "
+    "$RAY_ADDRESS or the cluster on this machine; host:6379; ray://host:10001); Ray "
+    "places, sizes and restarts them. Needs `pip install 'tuner[ray]'`.",
+)
+@click.option(
     "--queue-only",
     is_flag=True,
     help="Create the study and queue its trials for `tuner worker`s; run none here.",
@@ -73,6 +81,7 @@ def run(
     gpus: str | None,
     trials_per_gpu: int,
     recycle_after: int | None,
+    ray_address: str | None,
     queue_only: bool,
 ) -> None:
     """Run the study that SPEC (a studies/*.yaml file) defines.
@@ -81,6 +90,8 @@ def run(
     Example:
       tuner run studies/digits-mlp.yaml --n-trials 10 --tiers 1-2
       tuner run studies/digits-mlp.yaml --n-trials 60 --strategy staged
+      tuner run studies/digits-mlp.yaml --storage postgresql://tuner@db/tuner \\
+        --ray auto --workers 8
     """
     from tuner.cli.progress import TrialProgress
     from tuner.cli.summary import echo_summary
@@ -95,10 +106,19 @@ def run(
 
     resolved = load_spec(spec_file, tiers=tiers)
     url = resolve_storage_url(storage, spec_storage=resolved.spec.storage)
-    # Refuse missing GPUs before anything is written.
-    slots = _slots(
-        workers=workers, gpus=gpus, trials_per_gpu=trials_per_gpu, recycle_after=recycle_after
-    )
+    # Refuse missing GPUs (and a Ray cluster that is not there) before anything is written.
+    cluster = None
+    if ray_address is not None:
+        from tuner.execution.ray_cluster import connect
+
+        cluster = connect(
+            ray_address, storage_url=url, workers=workers, gpus=gpus, trials_per_gpu=trials_per_gpu
+        )
+        slots = None
+    else:
+        slots = _slots(
+            workers=workers, gpus=gpus, trials_per_gpu=trials_per_gpu, recycle_after=recycle_after
+        )
     prepared = prepare_run(
         resolved,
         storage_url=url,
@@ -126,7 +146,7 @@ def run(
         return
     progress = TrialProgress(total=prepared.to_run, direction=resolved.spec.direction)
     try:
-        if slots is None:
+        if slots is None and cluster is None:
             execute(prepared, timeout=timeout, callbacks=[progress])
         else:
             from tuner.cli.supervise import supervise
@@ -134,6 +154,7 @@ def run(
             supervise(
                 prepared,
                 slots=slots,
+                cluster=cluster,
                 data_dir=resolved.base_dir,
                 recycle_after=DEFAULT_RECYCLE_AFTER if recycle_after is None else recycle_after,
                 progress=progress,
@@ -146,7 +167,8 @@ def run(
         raise SystemExit(EXIT_TERMINATED) from None
     except KeyboardInterrupt as exc:
         progress.close()
-        click.echo(f"Interrupted: {_stopped(exc, supervised=slots is not None)}.", err=True)
+        supervised = slots is not None or cluster is not None
+        click.echo(f"Interrupted: {_stopped(exc, supervised=supervised)}.", err=True)
         echo_summary(summarize(prepared.study, storage_url=url), spec_file=spec_file)
         raise SystemExit(130) from None
     except StudyStopped:

@@ -24,7 +24,7 @@ import optuna
 
 from tuner.errors import TunerError
 from tuner.storage import PASSWORD_ENV, without_password
-from tuner.storage.queue import reap_study
+from tuner.storage.queue import FINISHED, reap_study
 from tuner.trial.keras_env import thread_env
 
 EXIT_OUT_OF_MEMORY = 75  # a worker asks to be replaced (out of GPU memory); EX_TEMPFAIL
@@ -135,7 +135,6 @@ class Supervisor:
     deadline: float | None = None  # time.monotonic() after which workers are stopped
     _procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     _restarts: dict[int, int] = field(default_factory=dict)
-    _seen: set[int] = field(default_factory=set)
 
     def run(self) -> list[str]:
         """Run until every worker has finished; returns problems (workers that gave up).
@@ -143,7 +142,7 @@ class Supervisor:
         On ``KeyboardInterrupt`` every worker is stopped (its trial failed and
         re-queued) before the interrupt propagates.
         """
-        self._seen = {t.number for t in self._finished()}
+        report = NewTrials(self.study, self.on_trial)
         problems: list[str] = []
         try:
             for slot in range(len(self.slots)):
@@ -152,14 +151,14 @@ class Supervisor:
                 time.sleep(self.poll_s)
                 problems += self._check_workers()
                 reap_study(self.study)
-                self._report()
+                report()
                 if self.deadline is not None and time.monotonic() > self.deadline:
                     self.on_event("timeout reached: stopping the workers")
                     self.stop()
         except KeyboardInterrupt:
             self.stop()
             raise
-        self._report()
+        report()
         return problems
 
     def stop(self) -> None:
@@ -216,20 +215,29 @@ class Supervisor:
                 problems.append(f"worker {slot} exited with code {code}")
         return problems
 
-    def _finished(self) -> list[optuna.trial.FrozenTrial]:
-        states = (
-            optuna.trial.TrialState.COMPLETE,
-            optuna.trial.TrialState.PRUNED,
-            optuna.trial.TrialState.FAIL,
-        )
-        return self.study.get_trials(deepcopy=False, states=states)
 
-    def _report(self) -> None:
+class NewTrials:
+    """Hands each of the study's trials to ``on_trial`` once, when it has finished,
+    whichever process ran it (the progress of a run whose workers are elsewhere)."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None,
+    ) -> None:
+        self.study = study
+        self.on_trial = on_trial
+        self._seen = {t.number for t in self._finished()}
+
+    def __call__(self) -> None:
         for trial in self._finished():
             if trial.number not in self._seen:
                 self._seen.add(trial.number)
                 if self.on_trial is not None:
                     self.on_trial(self.study, trial)
+
+    def _finished(self) -> list[optuna.trial.FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=FINISHED)
 
 
 def _signal(code: int) -> str:
