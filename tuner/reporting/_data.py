@@ -87,7 +87,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     best = None
     if complete:
         pick = min if study.direction.name == "MINIMIZE" else max
-        b = pick(complete, key=lambda t: t.value)
+        b = pick(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
         space = _space(study.user_attrs)
         best = {
             "trial": b.number,
@@ -132,7 +132,7 @@ def epochs_saved(study: optuna.Study) -> dict[str, Any]:
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     trained = sum(trial_epochs(t) for t in finished)
     max_epochs = study.user_attrs.get(records.MAX_EPOCHS)
-    source = "study"
+    source: str | None = "study"
     if not isinstance(max_epochs, int):
         max_epochs = max((trial_epochs(t) for t in finished), default=0) or None
         source = "observed maximum" if max_epochs else None
@@ -249,19 +249,19 @@ def curves(study: optuna.Study, *, max_curves: int = 600) -> dict[str, Any]:
 
 def timeline(study: optuna.Study) -> list[dict[str, Any]]:
     """Start and end of each started trial (seconds since the first start), per worker."""
-    started = [t for t in study.get_trials(deepcopy=False) if t.datetime_start]
+    started = [(t, t.datetime_start) for t in study.get_trials(deepcopy=False) if t.datetime_start]
     if not started:
         return []
-    origin = min(t.datetime_start for t in started)  # type: ignore[type-var]
-    latest = max((t.datetime_complete or t.datetime_start) for t in started)  # type: ignore[type-var]
+    origin = min(start for _, start in started)
+    latest = max((t.datetime_complete or start) for t, start in started)
     rows = []
-    for t in started:
+    for t, start in started:
         end = t.datetime_complete or latest
         rows.append(
             {
                 "trial": t.number,
                 "worker": str(t.user_attrs.get(records.WORKER) or "unknown"),
-                "start": (t.datetime_start - origin).total_seconds(),  # type: ignore[operator]
+                "start": (start - origin).total_seconds(),
                 "end": (end - origin).total_seconds(),
                 "state": t.state.name,
             }
