@@ -95,7 +95,7 @@ def prepare_run(
     dataset = dataset or load_dataset(spec.data, base_dir=resolved.base_dir, seed=seed)
     for metric in spec.validation_metrics:
         preflight.check_metric(metric, dataset.task)
-    builder = builder or preflight.import_builder(spec.model.builder)
+    builder = builder or preflight.import_builder(spec.model.builder, base_dir=resolved.base_dir)
     preflight.check_model_fits(resolved, dataset, builder=builder)
     # Built (and so checked) before the storage is touched: a bad option must not leave
     # a created or, with --overwrite, a deleted study behind.
@@ -197,7 +197,7 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
             ),
             pruner=make_pruner(spec.pruner.name, spec.pruner.options),
         )
-    builder = preflight.import_builder(spec.model.builder)
+    builder = preflight.import_builder(spec.model.builder, base_dir=resolved.base_dir)
     # The stage plan follows the budget the study was started with, recorded on it.
     planned = (attrs.get(records.STRATEGY) or {}).get("n_trials", spec.budget.n_trials)
     search = _strategy(resolved, n_trials=planned)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from tuner.errors import SpecError
 from tuner.specs.param import ALL_TIERS, Choice, ParamDef
+from tuner.specs.shipped import find_file, not_found_hint
 from tuner.specs.validation import (
     PARAM_NAME_PATTERN,
     PARAM_NAME_RULE,
@@ -220,7 +221,8 @@ def load_space(
 ) -> SearchSpace:
     """Load and validate a search space file, applying per-parameter field overrides.
 
-    Every problem is reported at once in one :class:`~tuner.errors.SpecError`, each line
+    ``path`` may be a bare name (``importance-ranked``): a space shipped with tuner
+    (``tuner space list``). Every problem is reported at once in one :class:`~tuner.errors.SpecError`, each line
     naming its file: the space's, or ``overrides_source`` (the spec) for bad overrides.
 
     Example:
@@ -229,8 +231,8 @@ def load_space(
         >>> space.tiers()["learning_rate"]
         1
     """
-    path = Path(path)
-    raw = read_yaml_mapping(path, what="search space")
+    path = find_file(path, kind="search_spaces")
+    raw = read_yaml_mapping(path, what="search space", hint=not_found_hint("search_spaces"))
     params = raw.get("parameters")
     problems: list[str] = []
     if overrides and isinstance(params, dict):
