@@ -53,7 +53,8 @@ def _keras_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path
 @click.option(
     "--artifact-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Optuna artifact store [default: <db>-artifacts beside an SQLite file: tuner-artifacts for tuner.db].",
+    help="Optuna artifact store [default: <db>-artifacts beside an SQLite file: "
+    "tuner-artifacts for tuner.db].",
 )
 def retrain(
     name: str,

@@ -222,8 +222,9 @@ def load_space(
     """Load and validate a search space file, applying per-parameter field overrides.
 
     ``path`` may be a bare name (``importance-ranked``): a space shipped with tuner
-    (``tuner space list``). Every problem is reported at once in one :class:`~tuner.errors.SpecError`, each line
-    naming its file: the space's, or ``overrides_source`` (the spec) for bad overrides.
+    (``tuner space list``). Every problem is reported at once in one
+    :class:`~tuner.errors.SpecError`, each line naming its file: the space's, or
+    ``overrides_source`` (the spec) for bad overrides.
 
     Example:
         >>> space = load_space("search_spaces/importance-ranked.yaml",
