@@ -108,13 +108,9 @@ def optimize(
         )
     resolved = _space(space)
     name, options = _strategy(strategy)
+    chosen = parse_tiers(tiers if isinstance(tiers, str) or tiers is None else list(tiers))
     search = make_strategy(
-        name,
-        options,
-        space=resolved,
-        n_trials=n_trials,
-        tiers=parse_tiers(tiers if isinstance(tiers, str) or tiers is None else list(tiers)),
-        fixed=fixed,
+        name, options, space=resolved, n_trials=n_trials, tiers=chosen, fixed=fixed
     )
     with quiet_optuna():
         study = optuna.create_study(
@@ -134,7 +130,13 @@ def optimize(
     study.sampler = (
         sampler
         if isinstance(sampler, optuna.samplers.BaseSampler)
-        else make_sampler(sampler, {}, seed=seed + finished, space=resolved)
+        else make_sampler(
+            sampler,
+            {},
+            seed=seed + finished,
+            space=resolved,
+            searched=resolved.searched(tiers=chosen, fixed=fixed),
+        )
     )
     left = reserve_trials(study, total=n_trials)
     breaker = CircuitBreaker(limit=max_consecutive_failures)

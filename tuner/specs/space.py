@@ -128,6 +128,11 @@ class SearchSpace(BaseModel):
                 stored[param.stored_name(name)] = param.to_stored(param.default)
         return stored
 
+    def within_epochs(self, max_epochs: int) -> SearchSpace:
+        """The space with epoch counts (``below_max_epochs``) cut below ``max_epochs``."""
+        params = {n: p.within_epochs(max_epochs) for n, p in self.parameters.items()}
+        return self.model_copy(update={"parameters": params})
+
     def values_from_stored(
         self, stored: Mapping[str, Any], *, fill_defaults: bool = True
     ) -> dict[str, Choice]:

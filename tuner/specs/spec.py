@@ -313,6 +313,7 @@ def resolve_spec(
     if problems:
         raise SpecError(problems)
     assert spec is not None and space is not None and chosen is not None
+    space = space.within_epochs(spec.training.max_epochs)
     return ResolvedSpec(spec=spec, space=space, base_dir=base_dir, tiers=chosen)
 
 
