@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
 
 SPACES = sorted(p.name for p in (ROOT / "search_spaces").glob("*.yaml"))
 STUDIES = sorted(p.name for p in (ROOT / "studies").glob("*.yaml"))
@@ -80,14 +80,15 @@ def test_space_list_from_another_folder_shows_the_installed_spaces(installed, tm
 
 @pytest.mark.slow
 def test_tune_with_a_shipped_space_by_name_from_another_project(installed, tmp_path):
+    site = str(installed.parent / "site")
     script = (
         "import tuner\n"
-        "assert tuner.__file__.startswith(%r), tuner.__file__\n"
+        f"assert tuner.__file__.startswith({site!r}), tuner.__file__\n"
         "result = tuner.tune(space='importance-ranked', data={'source': 'digits',"
         " 'max_rows': 300}, n_trials=1, max_epochs=1, tiers='1',"
         " storage='sqlite:///other.db')\n"
         "print('best', result.best_value)\n"
-    ) % str(installed.parent / "site")
+    )
     done = _run_installed(installed, ["-c", script], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "best 0." in done.stdout
