@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import warnings
 from collections.abc import Collection
 from typing import Any
@@ -55,6 +56,8 @@ def make_sampler(
 # study is created, at the first trial the sampler models (GP: the 11th).
 REQUIRES = {"gp": "torch", "cmaes": "cmaes"}
 MAX_GRID_VALUES = 10_000  # per parameter: a grid is for small, enumerable spaces
+# Optuna's GridSampler lists every combination in memory (~0.2 KB each) in every process.
+MAX_GRID_POINTS = 100_000
 
 
 def _check_installed(name: str) -> None:
@@ -89,7 +92,22 @@ def _grid(
             problems.extend(exc.problems)
     if problems:
         raise SpecError(problems)
+    _check_grid_size(grid, space)
     return grid
+
+
+def _check_grid_size(grid: dict[str, list[Any]], space: SearchSpace) -> None:
+    points = math.prod(len(values) for values in grid.values())
+    if points <= MAX_GRID_POINTS:
+        return
+    names = {p.stored_name(n): n for n, p in space.parameters.items()}
+    largest = sorted(grid, key=lambda k: len(grid[k]), reverse=True)[:3]
+    sizes = ", ".join(f"{names[k]} {len(grid[k])}" for k in largest)
+    raise SpecError(
+        f"the grid sampler would list {points:,} combinations (at most {MAX_GRID_POINTS:,}; "
+        f"values per parameter: {sizes}, ...); give the largest `grid: [...]` lists, fix "
+        f"some in space.fixed, or search fewer tiers with --tiers"
+    )
 
 
 def _grid_values(name: str, param: ParamDef) -> list[Any]:

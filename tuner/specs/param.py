@@ -132,9 +132,7 @@ class ParamDef(BaseModel):
             return ["grid must be a non-empty list of values (or leave it out)"]
         outside = [v for v in grid if not self._takes(v)]
         if outside:
-            return [
-                f"grid values {outside} are not values of this parameter ({self.describe_range()})"
-            ]
+            return [f"grid values {outside} are outside the parameter's {self.describe_range()}"]
         return []
 
     def _takes(self, value: Choice) -> bool:
