@@ -23,7 +23,8 @@ from tuner.cli.options import storage_option
 @click.option(
     "--artifact-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Optuna artifact store to show [default: <db>-artifacts beside an SQLite file].",
+    help="Optuna artifact store to show [default: <db>-artifacts beside an SQLite file: "
+    "tuner-artifacts for tuner.db].",
 )
 def dashboard(storage: str | None, host: str, port: int, artifact_dir: Path | None) -> None:
     """Serve optuna-dashboard on the storage and print its URL (Ctrl-C stops it).

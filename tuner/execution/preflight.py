@@ -5,6 +5,7 @@ against the data's shape, the loss, the study name, a resumed study's space).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -85,5 +86,8 @@ def check_model_fits(resolved: ResolvedSpec, dataset: Dataset, *, builder: Build
         ) from None
 
 
-def import_builder(ref: str | None) -> Builder | None:
-    return None if ref is None else import_function(ref, error=SpecError, what="model.builder")
+def import_builder(ref: str | None, *, base_dir: Path) -> Builder | None:
+    """The spec's ``model.builder``, found from ``base_dir`` (the spec's folder) first."""
+    if ref is None:
+        return None
+    return import_function(ref, error=SpecError, what="model.builder", search_dirs=[base_dir])

@@ -95,12 +95,12 @@ def prepare_run(
     dataset = dataset or load_dataset(spec.data, base_dir=resolved.base_dir, seed=seed)
     for metric in spec.validation_metrics:
         preflight.check_metric(metric, dataset.task)
-    builder = builder or preflight.import_builder(spec.model.builder)
+    builder = builder or preflight.import_builder(spec.model.builder, base_dir=resolved.base_dir)
     preflight.check_model_fits(resolved, dataset, builder=builder)
     # Built (and so checked) before the storage is touched: a bad option must not leave
     # a created or, with --overwrite, a deleted study behind.
     pruner = make_pruner(spec.pruner.name, spec.pruner.options)
-    make_sampler(spec.sampler.name, spec.sampler.options, seed=seed, space=resolved.space)
+    make_sampler(**_sampler_settings(resolved), seed=seed)
     storage = open_storage(storage_url)
     exists = study_exists(storage, name)
     if exists and not (resume or overwrite):
@@ -120,9 +120,7 @@ def prepare_run(
             directions=[m.direction for m in spec.metrics],
             load_if_exists=True,
             # A resumed run must not replay the random start-up points of the first run.
-            sampler=make_sampler(
-                spec.sampler.name, spec.sampler.options, seed=seed + finished, space=resolved.space
-            ),
+            sampler=make_sampler(**_sampler_settings(resolved), seed=seed + finished),
             pruner=pruner,
         )
     search.prepare(study)
@@ -189,15 +187,10 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
             study_name=study_name,
             storage=storage,
             # Workers must not all draw the same start-up points, so each seeds its own.
-            sampler=make_sampler(
-                spec.sampler.name,
-                spec.sampler.options,
-                seed=spec.seed + os.getpid(),
-                space=resolved.space,
-            ),
+            sampler=make_sampler(**_sampler_settings(resolved), seed=spec.seed + os.getpid()),
             pruner=make_pruner(spec.pruner.name, spec.pruner.options),
         )
-    builder = preflight.import_builder(spec.model.builder)
+    builder = preflight.import_builder(spec.model.builder, base_dir=resolved.base_dir)
     # The stage plan follows the budget the study was started with, recorded on it.
     planned = (attrs.get(records.STRATEGY) or {}).get("n_trials", spec.budget.n_trials)
     search = _strategy(resolved, n_trials=planned)
@@ -210,6 +203,17 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
         to_run=reserved_trials(study),  # the study's queue holds the budget
         max_consecutive_failures=spec.budget.max_consecutive_failures,
     )
+
+
+def _sampler_settings(resolved: ResolvedSpec) -> dict[str, Any]:
+    """The spec's sampler and what it samples (a grid enumerates the searched parameters)."""
+    spec = resolved.spec
+    return {
+        "name": spec.sampler.name,
+        "options": spec.sampler.options,
+        "space": resolved.space,
+        "searched": resolved.space.searched(tiers=resolved.tiers, fixed=spec.space.fixed),
+    }
 
 
 def _strategy(resolved: ResolvedSpec, *, n_trials: int | None) -> Strategy:

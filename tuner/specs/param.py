@@ -44,6 +44,12 @@ class ParamDef(BaseModel):
     condition: dict[str, list[Choice]] | None = Field(
         None, description="active only when each named parameter takes one of the values"
     )
+    grid: list[Choice] | None = Field(
+        None, description="the values the grid sampler tries (model values, within the range)"
+    )
+    below_max_epochs: bool = Field(
+        False, description="an epoch count: its range is cut below the spec's max_epochs"
+    )
     description: str = ""
 
     @model_validator(mode="after")
@@ -53,6 +59,10 @@ class ParamDef(BaseModel):
         )
         if self.tier not in ALL_TIERS:
             problems.append(f"tier must be 1, 2, 3 or 4 (1 = most important), got {self.tier}")
+        if self.below_max_epochs and self.type != "int":
+            problems.append("below_max_epochs is for int parameters (an epoch count)")
+        if self.grid is not None and not problems:
+            problems.extend(self._grid_problems(self.grid))
         if problems:  # one line each; problems_from splits them
             raise ValueError("\n".join(problems))
         return self
@@ -118,6 +128,27 @@ class ParamDef(BaseModel):
             )
         return problems
 
+    def _grid_problems(self, grid: list[Choice]) -> list[str]:
+        if not grid:
+            return ["grid must be a non-empty list of values (or leave it out)"]
+        outside = [v for v in grid if not self._takes(v)]
+        if outside:
+            return [f"grid values {outside} are outside the parameter's {self.describe_range()}"]
+        return []
+
+    def _takes(self, value: Choice) -> bool:
+        """Whether the parameter can take ``value`` (a model value)."""
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        assert self.low is not None and self.high is not None
+        if isinstance(value, (bool, str)) or not self.low <= value <= self.high:
+            return False
+        if self.type == "int" and not float(value).is_integer():
+            return False
+        if self.power_of_two:
+            return math.log2(value).is_integer()
+        return self.step is None or _fits_steps(self.low, value, self.step)
+
     def _bounds_are_powers_of_two(self) -> bool:
         return all(
             v is not None and v >= 1 and math.log2(v).is_integer() for v in (self.low, self.high)
@@ -172,6 +203,23 @@ class ParamDef(BaseModel):
         if self.power_of_two:
             return round(math.log2(value))
         return value
+
+    def within_epochs(self, max_epochs: int) -> ParamDef:
+        """This parameter with its range cut below ``max_epochs`` when it counts epochs
+        (``below_max_epochs``): a warm-up of 5 epochs means nothing in a 3-epoch run.
+
+        Example:
+            >>> ParamDef(type="int", low=0, high=5, tier=4, default=0,
+            ...          below_max_epochs=True).within_epochs(3).high
+            2.0
+        """
+        if not self.below_max_epochs or self.low is None or self.high is None:
+            return self
+        high = max(self.low, min(self.high, max_epochs - 1))
+        grid = None if self.grid is None else [v for v in self.grid if v <= high] or [self.low]
+        return self.model_copy(
+            update={"high": high, "default": min(self.default, high), "grid": grid}
+        )
 
     def describe_range(self) -> str:
         """A short human form of the range, e.g. ``1e-05..1 (log)``."""

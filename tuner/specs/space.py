@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from tuner.errors import SpecError
 from tuner.specs.param import ALL_TIERS, Choice, ParamDef
+from tuner.specs.shipped import find_file, not_found_hint
 from tuner.specs.validation import (
     PARAM_NAME_PATTERN,
     PARAM_NAME_RULE,
@@ -127,6 +128,11 @@ class SearchSpace(BaseModel):
                 stored[param.stored_name(name)] = param.to_stored(param.default)
         return stored
 
+    def within_epochs(self, max_epochs: int) -> SearchSpace:
+        """The space with epoch counts (``below_max_epochs``) cut below ``max_epochs``."""
+        params = {n: p.within_epochs(max_epochs) for n, p in self.parameters.items()}
+        return self.model_copy(update={"parameters": params})
+
     def values_from_stored(
         self, stored: Mapping[str, Any], *, fill_defaults: bool = True
     ) -> dict[str, Choice]:
@@ -220,8 +226,10 @@ def load_space(
 ) -> SearchSpace:
     """Load and validate a search space file, applying per-parameter field overrides.
 
-    Every problem is reported at once in one :class:`~tuner.errors.SpecError`, each line
-    naming its file: the space's, or ``overrides_source`` (the spec) for bad overrides.
+    ``path`` may be a bare name (``importance-ranked``): a space shipped with tuner
+    (``tuner space list``). Every problem is reported at once in one
+    :class:`~tuner.errors.SpecError`, each line naming its file: the space's, or
+    ``overrides_source`` (the spec) for bad overrides.
 
     Example:
         >>> space = load_space("search_spaces/importance-ranked.yaml",
@@ -229,8 +237,8 @@ def load_space(
         >>> space.tiers()["learning_rate"]
         1
     """
-    path = Path(path)
-    raw = read_yaml_mapping(path, what="search space")
+    path = find_file(path, kind="search_spaces")
+    raw = read_yaml_mapping(path, what="search space", hint=not_found_hint("search_spaces"))
     params = raw.get("parameters")
     problems: list[str] = []
     if overrides and isinstance(params, dict):

@@ -25,6 +25,7 @@ from tuner.specs.objectives import (
     objective_problems,
     primary_metric,
 )
+from tuner.specs.shipped import find_file, not_found_hint
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
 from tuner.specs.strategies import STRATEGIES, parse_staged_options
 from tuner.specs.validation import NAME_RULE, check_name, read_yaml_mapping, shown, validate_model
@@ -93,7 +94,10 @@ class TrainingSpec(_Section):
 
 
 class SpaceSpec(_Section):
-    file: str = Field(description="search space YAML, relative to the spec file")
+    file: str = Field(
+        description="search space YAML, relative to the spec file, or a shipped space's name "
+        "(importance-ranked, linear-sgd)"
+    )
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     fixed: dict[str, Any] = Field(default_factory=dict, description="values not searched")
     tiers: str | None = Field(None, description="tiers to search, e.g. '1-2'")
@@ -165,6 +169,11 @@ class StudySpec(_Section):
     def _name_alone(cls, value: Any) -> Any:
         # `sampler: tpe` is the short form of `sampler: {name: tpe}`.
         return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _file_alone(cls, value: Any) -> Any:
+        return _space_section(value)
 
     @field_validator("name")
     @classmethod
@@ -256,13 +265,15 @@ class ResolvedSpec:
 def load_spec(path: str | Path, *, tiers: str | None = None) -> ResolvedSpec:
     """Load a study spec and its search space; every problem is reported at once.
 
+    ``path`` may be a bare name (``digits-mlp``): an example spec shipped with tuner.
+
     Example:
         >>> resolved = load_spec("studies/digits-mlp.yaml", tiers="1-2")
         >>> resolved.spec.metric, sorted(resolved.tiers)
         ('val_accuracy', [1, 2])
     """
-    path = Path(path)
-    raw = read_yaml_mapping(path, what="study spec")
+    path = find_file(path, kind="studies")
+    raw = read_yaml_mapping(path, what="study spec", hint=not_found_hint("studies"))
     return resolve_spec(raw, base_dir=path.parent, source=str(path), tiers=tiers)
 
 
@@ -284,11 +295,11 @@ def resolve_spec(
     base_dir = base_dir.resolve()
     problems: list[str] = []
     spec = _collect(problems, lambda: validate_model(StudySpec, raw, source=source))
-    section: dict[str, Any] = raw["space"] if isinstance(raw.get("space"), dict) else {}
+    section = _space_section(raw.get("space"))
+    section = section if isinstance(section, dict) else {}
     space_file, overrides = section.get("file"), section.get("overrides") or {}
     if space is None and isinstance(space_file, str) and _is_overrides(overrides):
-        space_path = Path(space_file).expanduser()
-        space_path = space_path if space_path.is_absolute() else base_dir / space_path
+        space_path = find_file(space_file, kind="search_spaces", base_dir=base_dir)
         space = _collect(
             problems,
             lambda: load_space(space_path, overrides=overrides, overrides_source=source),
@@ -302,6 +313,7 @@ def resolve_spec(
     if problems:
         raise SpecError(problems)
     assert spec is not None and space is not None and chosen is not None
+    space = space.within_epochs(spec.training.max_epochs)
     return ResolvedSpec(spec=spec, space=space, base_dir=base_dir, tiers=chosen)
 
 
@@ -346,6 +358,11 @@ def _collect(problems: list[str], load: Callable[[], T], *, where: str = "") -> 
         else:
             problems.extend(str(exc).splitlines())
         return None
+
+
+def _space_section(value: Any) -> Any:
+    """``space: importance-ranked`` is the short form of ``space: {file: importance-ranked}``."""
+    return {"file": value} if isinstance(value, str) else value
 
 
 def _is_overrides(value: Any) -> bool:

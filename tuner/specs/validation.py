@@ -111,10 +111,14 @@ def _model_inside(annotation: Any) -> tuple[Any, bool]:
     return (models[0], False) if models else (None, False)
 
 
-def read_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping, with a clear error for every other case."""
+def read_yaml_mapping(path: Path, *, what: str, hint: str = "") -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping, with a clear error for every other case.
+
+    ``hint`` follows "check the path" when the file is missing (e.g. the shipped names).
+    """
     if not path.is_file():
-        raise SpecError(f"{what} file not found: {path} (check the path)")
+        hint = f", {hint}" if hint else ""
+        raise SpecError(f"{what} file not found: {path} (check the path{hint})")
     try:
         content = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

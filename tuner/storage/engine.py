@@ -135,7 +135,8 @@ def open_storage(
         # Without table creation, Optuna wraps a refused connection in StorageInternalError.
         cause = exc.__cause__ or exc
         reason = str(getattr(cause, "orig", cause)).strip().splitlines()[0]
-        raise StorageError(f"cannot open storage {masked}: {reason}; {_fix_hint(parsed)}") from None
+        hint = _fix_hint(parsed, reason)
+        raise StorageError(f"cannot open storage {masked}: {reason}; {hint}") from None
     except RuntimeError as exc:  # Optuna's schema-version check
         raise StorageError(
             f"storage {masked}: {str(exc).splitlines()[0]} (stop every worker, then run "
@@ -239,9 +240,15 @@ def study_not_found(name: str, where: str) -> StudyNotFoundError:
     )
 
 
-def _fix_hint(parsed: Any) -> str:
+def _fix_hint(parsed: Any, reason: str) -> str:
     if parsed.get_backend_name() == "sqlite":
         return "check that the file's folder exists and is writable"
+    if f'database "{parsed.database}" does not exist' in reason:
+        # PostgreSQL's own words; a server holds many databases and tuner never creates one.
+        port = f" -p {parsed.port}" if parsed.port else ""
+        user = f" -U {parsed.username}" if parsed.username else ""
+        where = f"-h {parsed.host or 'localhost'}{port}{user}"
+        return f"create it first: createdb {where} {parsed.database}"
     return "check the URL's host, port, user, password and database, and that the server runs"
 
 

@@ -68,6 +68,13 @@ def _password_from_env() -> str | None:
         return None
     try:
         return Path(secret).read_text(encoding="utf-8").rstrip("\r\n")
+    except PermissionError:
+        # Docker Compose mounts a file secret with the host file's owner and mode.
+        raise StorageError(
+            f"${PASSWORD_FILE_ENV} names {secret!r}, which this process (uid {os.getuid()}) "
+            f"may not read; make the file readable by it (for a Docker Compose secret: "
+            f"chmod 644 the host file and keep its folder chmod 700)"
+        ) from None
     except OSError as exc:
         raise StorageError(
             f"${PASSWORD_FILE_ENV} names {secret!r}, which cannot be read ({exc.strerror}); "

@@ -103,7 +103,7 @@ def _load_arrays(data: Any, *, base_dir: Path, seed: int) -> tuple[np.ndarray, n
             return (*read_csv(path, target=data.target), path.name)
         return (*read_npz(path), path.name)
     if ":" in source:
-        return (*_user_function(source), source)
+        return (*_user_function(source, base_dir=base_dir), source)
     known = ", ".join([*SKLEARN_SETS, "synthetic_linear", "csv", "npz", *KERAS_SETS])
     raise DataError(f"unknown data.source {source!r}: expected one of {known}, or module:function")
 
@@ -242,8 +242,9 @@ def _keras_dataset(name: str) -> tuple[np.ndarray, ...]:
     return x_train, y_train.reshape(-1), x_val, y_val.reshape(-1)
 
 
-def _user_function(ref: str) -> tuple[np.ndarray, np.ndarray]:
-    result = import_function(ref, error=DataError, what="data.source")()
+def _user_function(ref: str, *, base_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    loader = import_function(ref, error=DataError, what="data.source", search_dirs=[base_dir])
+    result = loader()
     if not (isinstance(result, tuple) and len(result) == 2):
         raise DataError(f"{ref} must return (x, y) arrays, got {type(result).__name__}")
     return np.asarray(result[0], dtype="float32"), np.asarray(result[1])
