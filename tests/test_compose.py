@@ -16,7 +16,7 @@ from tests.conftest import ROOT, run_cli
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES = COMPOSE["services"]
-TUNER_SERVICES = ["init", "worker", "worker-gpu"]
+TUNER_SERVICES = ["init", "worker", "worker-gpu", "dashboard"]
 
 
 def test_postgres_has_a_healthcheck_and_a_volume():

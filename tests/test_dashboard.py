@@ -224,11 +224,18 @@ def test_a_foreign_host_is_refused_so_dns_rebinding_reaches_nothing(study_url):
 
 
 def test_allowed_host_names_a_proxy(study_url):
-    with running_dashboard(study_url, "--allowed-host", "tuner.example.com") as url:
-        status, text = _request(url, "GET", "/api/studies", host="tuner.example.com")
+    # As the README's nginx block forwards: Host and Origin name the proxy.
+    proxy = {"host": "tuner.example.com", "origin": "https://tuner.example.com"}
+    with running_dashboard(
+        study_url, "--allowed-host", "tuner.example.com", "--allow-writes"
+    ) as url:
+        status, text = _request(url, "GET", "/api/studies", **proxy)
         assert status == 200 and "dashboard-demo" in text
+        status, _ = _request(url, *WRITES[1][:2], body=WRITES[1][2], **proxy)
+        assert status == 201
         status, _ = _request(url, "GET", "/api/studies", host="other.example.com")
         assert status == 403
+    assert _study_names(study_url) == ["dashboard-demo", "made"]
 
 
 def test_the_dashboard_is_read_only_unless_writes_are_allowed(study_url):
