@@ -6,6 +6,7 @@ The tree::
     ├── SpecError (ValueError)      a study spec or search space is invalid
     ├── DataError (ValueError)      a dataset is missing, unreadable or unfit for the model
     ├── StorageError (RuntimeError) the storage URL is wrong or the database unreachable
+    │   └── UnusableStorageError (ValueError) it names an in-memory or read-only SQLite database
     ├── StudyExistsError            a study of that name exists and neither resume nor overwrite
     ├── StudyNotFoundError (KeyError) no study of that name in the storage
     ├── NoCompletedTrialError (LookupError) a study has no completed trial to use yet
@@ -41,6 +42,10 @@ class DataError(TunerError, ValueError):
 
 class StorageError(TunerError, RuntimeError):
     """The storage URL is malformed or the database cannot be reached."""
+
+
+class UnusableStorageError(StorageError, ValueError):
+    """The storage URL names a database that cannot keep a study: in memory, or read-only."""
 
 
 class StudyExistsError(TunerError):

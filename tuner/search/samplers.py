@@ -11,6 +11,7 @@ import optuna
 from tuner.errors import SpecError
 from tuner.search.tpe import BoundedTPESampler
 from tuner.specs.space import SearchSpace
+from tuner.specs.validation import shown
 
 
 def make_sampler(
@@ -56,7 +57,17 @@ def _check_installed(name: str) -> None:
 
 def _grid(space: SearchSpace | None, options: dict[str, Any]) -> dict[str, list[Any]]:
     if "search_space" in options:
-        return dict(options["search_space"])
+        given = options["search_space"]
+        if not (
+            isinstance(given, dict)
+            and given
+            and all(isinstance(v, list) and v for v in given.values())
+        ):
+            raise SpecError(
+                f"sampler.options.search_space must map each parameter to a list of values, "
+                f"like {{units: [32, 64], dropout: [0.0, 0.2]}}, got {shown(given)}"
+            )
+        return dict(given)
     if space is None:
         raise SpecError("the grid sampler needs sampler.options.search_space")
     grid: dict[str, list[Any]] = {}
