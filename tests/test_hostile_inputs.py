@@ -10,8 +10,10 @@ report of issue 15 carry the figures.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -364,3 +366,95 @@ def test_a_hostile_input_is_refused_in_one_line(case: Case, tmp_path: Path) -> N
         assert word in lines[0], f"{word!r} not in {lines[0]!r}"
     assert result.stdout == ""
     assert not list(tmp_path.glob("*.db*")), "a database file was written for a refused run"
+
+
+def test_an_error_line_quoting_a_huge_value_is_cut(tmp_path: Path) -> None:
+    """An unknown key 60,000 characters long (under the size cap) is quoted in one line cut
+    to a readable length that says how much was left out (a 25 MB line before)."""
+    # An explicit key (`? key`): YAML allows implicit ones up to 1024 characters only.
+    (tmp_path / "tiny.yaml").write_text(spec_text(extra=f"? {'k' * 60_000}\n: 1\n"))
+
+    result = bounded_cli("run", "tiny.yaml", "--storage", "sqlite:///study.db", cwd=tmp_path)
+
+    assert result.returncode == 2, result.stderr[:2000]
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: tiny.yaml: kkkk") and line.endswith("more characters)")
+    assert len(line) < 700
+
+
+def test_a_condition_on_many_unknown_values_is_one_short_line(tmp_path: Path) -> None:
+    values = [f"v{i}" for i in range(3000)]  # 40 KB written out, no alias
+    (tmp_path / "space.yaml").write_text(
+        space_yaml(
+            opt={"type": "categorical", "choices": ["sgd"], "tier": 1, "default": "sgd"},
+            lr={**OK_PARAM, "condition": {"opt": values}},
+        )
+    )
+
+    result = bounded_cli("space", "validate", "space.yaml", cwd=tmp_path)
+
+    assert result.returncode == 2, result.stderr[:2000]
+    [line] = result.stderr.splitlines()
+    assert "lr.condition: values ['v0'" in line and "are not choices of 'opt' ['sgd']" in line
+    assert len(line) < 300
+
+
+MAKE_STUDY = """
+import sys, optuna
+study = optuna.create_study(study_name="tiny", storage="sqlite:///" + sys.argv[1])
+study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+"""
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path):
+    """A folder holding a real study database, then made read-only for real: a tmpfs
+    remounted read-only (root ignores file modes), or modes for other users."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = os.geteuid() == 0
+    if mounted:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)])
+        if done.returncode != 0:
+            pytest.skip("root cannot mount a tmpfs here, and ignores read-only file modes")
+    # In a child process, so that no open handle keeps the mount busy.
+    subprocess.run([sys.executable, "-c", MAKE_STUDY, str(folder / "study.db")], check=True)
+    if mounted:
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+    else:
+        (folder / "study.db").chmod(0o444)
+        folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("database", "words"),
+    [
+        ("study.db", ("the database file", "study.db", "is read-only")),
+        ("new.db", ("the folder", "is read-only")),
+    ],
+    ids=["file", "folder"],
+)
+def test_a_read_only_database_is_refused_in_one_line(
+    database: str, words: tuple[str, ...], read_only_folder: Path, tmp_path: Path
+) -> None:
+    write_tiny_spec(tmp_path)
+    url = f"sqlite:///{read_only_folder / database}"
+
+    result = bounded_cli("run", "tiny.yaml", "--storage", url, "--resume", cwd=tmp_path)
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.splitlines()
+    assert "Traceback" not in line
+    for word in words:
+        assert word in line, line
+    with contextlib.closing(
+        sqlite3.connect(f"file:{read_only_folder / 'study.db'}?mode=ro", uri=True)
+    ) as db:
+        assert db.execute("select count(*) from trials").fetchone() == (1,)

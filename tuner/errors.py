@@ -6,7 +6,7 @@ The tree::
     ├── SpecError (ValueError)      a study spec or search space is invalid
     ├── DataError (ValueError)      a dataset is missing, unreadable or unfit for the model
     ├── StorageError (RuntimeError) the storage URL is wrong or the database unreachable
-    │   └── UnusableStorageError (ValueError) it names an in-memory or read-only SQLite database
+    │   └── UnusableStorageError (ValueError) a port not a number, an in-memory or read-only SQLite
     ├── StudyExistsError            a study of that name exists and neither resume nor overwrite
     ├── StudyNotFoundError (KeyError) no study of that name in the storage
     ├── NoCompletedTrialError (LookupError) a study has no completed trial to use yet
@@ -45,7 +45,8 @@ class StorageError(TunerError, RuntimeError):
 
 
 class UnusableStorageError(StorageError, ValueError):
-    """The storage URL names a database that cannot keep a study: in memory, or read-only."""
+    """The storage cannot work as given: a port that is not a number, an in-memory or a
+    read-only SQLite database. Bad input (exit 2), unlike a server that does not answer."""
 
 
 class StudyExistsError(TunerError):

@@ -207,7 +207,10 @@ def _condition_problems(
     if target.get("type") == "categorical" and isinstance(choices, list):
         unknown = [v for v in values if v not in choices] if isinstance(values, list) else []
         if unknown:
-            return [f"{name}.condition: values {unknown} are not choices of '{other}' {choices}"]
+            return [
+                f"{name}.condition: values {shown(unknown, limit=80)} are not choices of "
+                f"'{other}' {shown(choices, limit=80)}"
+            ]
     return []
 
 
