@@ -172,8 +172,8 @@ class StrictYamlLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping, with a clear error for every other case.
+def read_yaml(path: Path, *, what: str) -> Any:
+    """Read a YAML file: a clear error for a missing, oversized, non-UTF-8 or invalid one.
 
     Files over :data:`MAX_YAML_BYTES`, aliases and repeated keys are refused
     (:class:`StrictYamlLoader`).
@@ -188,7 +188,7 @@ def read_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
             source=str(path),
         )
     try:
-        content = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictYamlLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=StrictYamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -196,6 +196,11 @@ def read_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
         raise SpecError(f"not valid YAML{where}: {problem}", source=str(path)) from None
     except UnicodeDecodeError:
         raise SpecError("not a UTF-8 text file", source=str(path)) from None
+
+
+def read_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping, with a clear error for every other case."""
+    content = read_yaml(path, what=what)
     if not isinstance(content, dict):
         raise SpecError(
             f"expected a YAML mapping of fields, got {type(content).__name__}", source=str(path)
