@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tuner.errors import StorageError
+from tuner.errors import StorageError, UnusableStorageError
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 
@@ -113,11 +113,18 @@ def _normalise(url: str, *, keep_driver: bool = False) -> Any:
 
     try:
         parsed = make_url(_encode_at_signs(url))
-    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+    except ArgumentError:
         raise StorageError(
             f"storage URL {mask_url(url)!r} is not a database URL; expected e.g. "
             f"sqlite:///tuner.db or postgresql://user@host/db"
         ) from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        parsed = None
+    if parsed is None or not 0 < (parsed.port or 1) < 2**16:
+        raise UnusableStorageError(
+            f"storage URL {mask_url(url)!r}: the port must be a number from 1 to 65535, "
+            f"like postgresql://user@host:5432/db"
+        )
     if not keep_driver and parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
