@@ -10,6 +10,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -125,6 +126,28 @@ def test_dashboard_draws_the_pareto_front_with_the_objectives_names(dashboard, c
         body = page.inner_text("body")
         assert "Pareto Front" in body and "val_accuracy" in body and "n_params" in body
     assert errors == []
+
+
+def test_a_role_that_can_only_select_is_enough_for_the_dashboard(postgres_url):
+    import sqlalchemy as sa
+
+    optuna.create_study(study_name="selected", storage=postgres_url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=3
+    )
+    role, database = f"reader_{uuid.uuid4().hex[:8]}", postgres_url.rsplit("/", 1)[1]
+    study_db = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with study_db.connect() as conn:
+        conn.exec_driver_sql(f"create role {role} login")
+        conn.exec_driver_sql(f"grant select on all tables in schema public to {role}")
+    try:
+        with running_dashboard(f"postgresql://{role}@127.0.0.1:5432/{database}") as url:
+            for path in ("/api/studies", "/api/studies/1", "/api/studies/1/param_importances"):
+                assert _request(url, "GET", path)[0] == 200, path
+    finally:
+        with study_db.connect() as conn:
+            conn.exec_driver_sql(f"drop owned by {role}")
+            conn.exec_driver_sql(f"drop role {role}")
+        study_db.dispose()
 
 
 # A study's pages, as its menu links them, and what each shows once it has loaded.
