@@ -9,12 +9,11 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_ADMIN_URL, ROOT, need, run_cli
+from tests.conftest import ROOT, fresh_postgres_database, run_cli
 from tuner.outcome.retrain import default_artifact_dir
 
 
@@ -78,16 +77,10 @@ def test_mnist_offline_prints_nothing_but_the_refusal(cli, tmp_path):
 
 @pytest.mark.postgres
 def test_the_tour_database_that_does_not_exist_says_how_to_create_it(cli, tmp_path):
-    import sqlalchemy as sa
-
-    try:
-        with sa.create_engine(PG_ADMIN_URL).connect():
-            pass
-    except Exception as exc:  # any failure to connect means the server is not there
-        need(False, f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({type(exc).__name__})")
-    missing = f"tuner_missing_{uuid.uuid4().hex[:8]}"
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{missing}"
-    done = cli("studies", "list", "--storage", url, cwd=tmp_path)
+    with fresh_postgres_database() as existing:  # the server is there (else: skipped)
+        missing = existing.rsplit("/", 1)[1] + "_missing"
+        url = existing.rsplit("/", 1)[0] + f"/{missing}"
+        done = cli("studies", "list", "--storage", url, cwd=tmp_path)
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert f'database "{missing}" does not exist' in line
