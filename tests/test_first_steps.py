@@ -3,12 +3,15 @@ tour's PostgreSQL database, and where retrained models go."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,8 @@ from tuner.outcome.retrain import default_artifact_dir
 def _run_on_a_terminal(args: list[str], cwd: Path) -> str:
     """``tuner ARGS`` with stderr on a pseudo-terminal (so the bar is drawn); its output."""
     master, slave = pty.openpty()
+    # 24 rows of 120 columns: a new pseudo-terminal has none, and the bar fits its width.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     env = {k: v for k, v in os.environ.items() if k != "TUNER_STORAGE"}
     env["PYTHONPATH"] = str(ROOT)
     process = subprocess.Popen(

@@ -40,8 +40,13 @@ class TrialProgress:
         if self.stream.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, unit="trial", file=self.stream, dynamic_ncols=True)
-            self._bar.set_postfix_str(self._counts())
+            self._bar = tqdm(
+                total=total,
+                unit="trial",
+                file=self.stream,
+                dynamic_ncols=True,
+                postfix=self._counts(),  # drawn from the first frame: a resumed study's best
+            )
 
     def __call__(self, study: Any, trial: Any) -> None:
         state = trial.state.name
