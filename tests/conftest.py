@@ -52,9 +52,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the real PostgreSQL server, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A fresh database on the real PostgreSQL server (its URL), dropped afterwards."""
     try:
         import sqlalchemy as sa
     except ImportError:  # pragma: no cover
@@ -80,6 +80,13 @@ def postgres_url() -> Iterator[str]:
             )
             conn.execute(sa.text(f'drop database if exists "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the real PostgreSQL server, dropped afterwards."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

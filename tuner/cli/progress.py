@@ -20,19 +20,33 @@ REQUEUED = (TERMINATED, STALE)
 class TrialProgress:
     """An Optuna callback that shows trials done / total, pruned, failed, best, elapsed."""
 
-    def __init__(self, *, total: int | None, direction: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        total: int | None,
+        direction: str,
+        best: float | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
+        """``best``: the study's best value before this run (a resumed study has one)."""
         self.total = total
         self.maximize = direction == "maximize"
         self.stream = stream or sys.stderr
         self.started = time.monotonic()
         self.done = self.pruned = self.failed = self.requeued = 0
-        self.best: float | None = None
+        self.best = best
         self.several = False
         self._bar: Any = None
         if self.stream.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, unit="trial", file=self.stream, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=total,
+                unit="trial",
+                file=self.stream,
+                dynamic_ncols=True,
+                postfix=self._counts(),  # drawn from the first frame: a resumed study's best
+            )
 
     def __call__(self, study: Any, trial: Any) -> None:
         state = trial.state.name
@@ -90,6 +104,16 @@ class TrialProgress:
         if infeasible:
             return f"trial {trial.number} {state} before training: {infeasible}"
         return f"trial {trial.number} {state} after {epochs} epochs"
+
+
+def best_so_far(study: Any) -> float | None:
+    """The best value a study already holds (None: none yet, or several objectives)."""
+    if len(study.directions) > 1:
+        return None
+    try:
+        return float(study.best_value)  # Optuna's best leaves infeasible trials out
+    except ValueError:  # no complete trial yet
+        return None
 
 
 def _reason(trial: Any) -> str:

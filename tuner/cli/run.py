@@ -93,7 +93,7 @@ def run(
       tuner run studies/digits-mlp.yaml --storage postgresql://tuner@db/tuner \\
         --ray auto --workers 8
     """
-    from tuner.cli.progress import TrialProgress
+    from tuner.cli.progress import TrialProgress, best_so_far
     from tuner.cli.summary import echo_summary
     from tuner.errors import StudyStopped
     from tuner.execution.run import execute, prepare_run
@@ -144,7 +144,11 @@ def run(
 
         queue(prepared)
         return
-    progress = TrialProgress(total=prepared.to_run, direction=resolved.spec.direction)
+    progress = TrialProgress(
+        total=prepared.to_run,
+        direction=resolved.spec.direction,
+        best=best_so_far(prepared.study),
+    )
     try:
         if slots is None and cluster is None:
             execute(prepared, timeout=timeout, callbacks=[progress])

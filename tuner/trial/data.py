@@ -8,6 +8,8 @@ they need the internet once, then Keras' cache), and a user function ``module:fu
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -156,7 +158,10 @@ def _keras_dataset(name: str) -> tuple[np.ndarray, ...]:
 
     keras = import_keras()
     try:
-        (x_train, y_train), (x_val, y_val) = getattr(keras.datasets, name).load_data()
+        # Keras prints "Downloading data from ..." and a progress bar on stdout, which is
+        # the summary's; offline that line came just before the refusal below.
+        with contextlib.redirect_stdout(io.StringIO()):
+            (x_train, y_train), (x_val, y_val) = getattr(keras.datasets, name).load_data()
     except Exception as exc:  # the download raises many kinds; all mean the same here
         raise DataError(
             f"could not load {name}: the download failed ({type(exc).__name__}). It needs the "
