@@ -171,6 +171,12 @@ CASES = [
         ("--tiers", "within 1-4"),
         args=("run", "tiny.yaml", "--tiers", "1-1000000000"),
     ),
+    Case(
+        "tiers-outside-the-space",
+        ("--tiers: tiers 4 select no parameter of the space", "tiers are 1,2,3"),
+        spec={"space": {"file": str(ROOT / "search_spaces" / "linear-sgd.yaml"), "overrides": {}}},
+        args=("run", "tiny.yaml", "--tiers", "4"),
+    ),
     # --- 14: duplicate keys ------------------------------------------------------------------
     Case(
         "duplicate-spec-key",
