@@ -54,11 +54,12 @@ def bounded_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 # --- the bad files ------------------------------------------------------------------------
 
 
-def alias_bomb(levels: int = 9, width: int = 9) -> str:
-    """YAML lines (indented for a mapping) whose last key expands to width**levels leaves."""
-    lines = [f"    l0: &l0 [{', '.join(['lol'] * width)}]"]
-    for n in range(1, levels):
-        lines.append(f"    l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * width)}]")
+def alias_bomb(final: str, indent: str) -> str:
+    """Mapping lines (a "billion laughs") whose key ``final`` expands to 9**9 leaves, anchored
+    as ``&top``: nine levels of nine aliases each to the level below."""
+    lines = [f"{indent}l0: &l0 [{', '.join(['lol'] * 9)}]"]
+    lines += [f"{indent}l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, 8)]
+    lines.append(f"{indent}{final}: &top [{', '.join(['*l7'] * 9)}]")
     return "\n".join(lines) + "\n"
 
 
@@ -138,17 +139,21 @@ CASES = [
     Case(
         "alias-bomb-fixed",
         ("tiny.yaml", "line 10", "alias *l0", "not allowed"),
-        files={"tiny.yaml": spec_text(f"space:\n  file: {SPACE_FILE}\n  fixed:\n{alias_bomb()}")},
+        files={
+            "tiny.yaml": spec_text(
+                f"space:\n  file: {SPACE_FILE}\n  fixed:\n{alias_bomb('units', '    ')}"
+            )
+        },
     ),
     Case(
         "alias-bomb-condition",
-        ("space.yaml", "alias", "not allowed"),
+        ("space.yaml", "line 3", "alias *l0", "not allowed"),
         files={
             "tiny.yaml": spec_text("space: {file: space.yaml}\n"),
-            "space.yaml": "parameters:\n  bomb:\n"
-            + alias_bomb().replace("    l", "    x_l")
-            + "  lr: {type: float, low: 0.1, high: 1.0, tier: 1, default: 0.5,"
-            " condition: {opt: *l8}}\n",
+            "space.yaml": f"anchors:\n{alias_bomb('l8', '  ')}parameters:\n"
+            "  opt: {type: categorical, choices: [sgd, adam], tier: 1, default: sgd}\n"
+            "  lr: {type: float, low: 0.1, high: 1.0, tier: 1, default: 0.5,"
+            " condition: {opt: *top}}\n",
         },
     ),
     Case("spec-59-mb", ("tiny.yaml", "at most 64 KiB", "right file"), files={"*": _big_spec}),
@@ -165,6 +170,12 @@ CASES = [
         "tiers-billion",
         ("--tiers", "within 1-4"),
         args=("run", "tiny.yaml", "--tiers", "1-1000000000"),
+    ),
+    Case(
+        "tiers-outside-the-space",
+        ("--tiers: tiers 4 select no parameter of the space", "tiers are 1,2,3"),
+        spec={"space": {"file": str(ROOT / "search_spaces" / "linear-sgd.yaml"), "overrides": {}}},
+        args=("run", "tiny.yaml", "--tiers", "4"),
     ),
     # --- 14: duplicate keys ------------------------------------------------------------------
     Case(
@@ -260,6 +271,11 @@ CASES = [
         args=("run", "tiny.yaml", "--storage", "sqlite:///file:ro.db?mode=ro&uri=true"),
     ),
     Case("dashboard-port", ("--port", "'notaport'"), args=("dashboard", "--port", "notaport")),
+    Case(
+        "storage-port",
+        ("the port must be a number from 1 to 65535",),
+        args=("run", "tiny.yaml", "--storage", "postgresql://tuner:secret@db:notaport/tuner"),
+    ),
     # --- 16: accepted silently before --------------------------------------------------------
     Case(
         "choices-bool-int",

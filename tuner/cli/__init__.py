@@ -78,8 +78,8 @@ def clipped(message: str) -> list[str]:
     characters, at most :data:`MAX_ERROR_LINES` of them (the rest counted).
 
     Example:
-        >>> clipped("x" * 600)[0][-30:]
-        'xxxxxxxxx... (100 more characters)'
+        >>> clipped("x" * 600)[0][-25:]
+        '... (100 more characters)'
     """
     lines = [
         line

@@ -316,6 +316,12 @@ def resolve_spec(
     tier_text = tiers if tiers is not None else section.get("tiers")
     where = "--tiers" if tiers is not None else f"{source}: space.tiers"
     chosen = _collect(problems, lambda: parse_tiers(tier_text), where=where)
+    declared = sorted({p.tier for p in space.parameters.values()}) if space else []
+    if space is not None and chosen is not None and not chosen & set(declared):
+        problems.append(
+            f"{where}: tiers {','.join(map(str, sorted(chosen)))} select no parameter of the "
+            f"space, whose tiers are {','.join(map(str, declared))}; choose among those"
+        )
     fixed = section.get("fixed")
     if space is not None and isinstance(fixed, dict):
         problems.extend(f"{source}: {p}" for p in fixed_problems(space, fixed))

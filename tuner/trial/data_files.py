@@ -6,7 +6,6 @@ scales and splits them.
 
 from __future__ import annotations
 
-import contextlib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -95,19 +94,22 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataError(f"data file not found: {path} (check data.path)")
     try:
-        with contextlib.ExitStack() as stack:
-            npz = np.load(path, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise DataError(
-                    f"{path.name}: holds one array, not an .npz archive; save x and y with "
-                    f"numpy.savez(path, x=x, y=y)"
-                )
-            stack.enter_context(npz)
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # a .npy: one array, read already
+            raise DataError(
+                f"{path.name}: holds one array, not an .npz archive; save x and y with "
+                f"numpy.savez(path, x=x, y=y)"
+            )
+        with npz:
             if not {"x", "y"} <= set(npz.files):
                 raise DataError(f"{path.name}: needs arrays named 'x' and 'y', found {npz.files}")
             return npz["x"], npz["y"]
+    except DataError:
+        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "pickle" in reason:  # numpy's guess for bytes it does not know; never unpickle
+            reason = "neither an .npz archive nor a .npy array"
         raise DataError(
             f"{path.name}: not a readable .npz file ({reason}); save x and y with "
             f"numpy.savez(path, x=x, y=y)"
