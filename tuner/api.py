@@ -17,6 +17,7 @@ import optuna
 
 from tuner import records
 from tuner.errors import SpecError, StudyStopped
+from tuner.execution.logs import python_entry_point
 from tuner.outcome.results import TuneResult
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
 
@@ -24,6 +25,7 @@ Report = Callable[[float, int], None]
 Objective = Callable[[dict[str, Any], Report], float]
 
 
+@python_entry_point
 def optimize(
     objective: Objective,
     *,
@@ -89,7 +91,6 @@ def optimize(
         ...                         storage="sqlite:///bench.db", study_name="quad")
         >>> result.best_value, result.best_params["learning_rate"]
     """
-    from tuner.execution.run import quiet_optuna
     from tuner.execution.worker import CircuitBreaker, run_worker
     from tuner.outcome.results import summarize
     from tuner.search.samplers import make_pruner, make_sampler
@@ -114,16 +115,13 @@ def optimize(
         tiers=parse_tiers(tiers if isinstance(tiers, str) or tiers is None else list(tiers)),
         fixed=fixed,
     )
-    with quiet_optuna():
-        study = optuna.create_study(
-            storage=open_storage(storage) if storage is not None else None,
-            study_name=study_name,
-            direction=direction,
-            load_if_exists=True,
-            pruner=pruner
-            if isinstance(pruner, optuna.pruners.BasePruner)
-            else make_pruner(pruner, {}),
-        )
+    study = optuna.create_study(
+        storage=open_storage(storage) if storage is not None else None,
+        study_name=study_name,
+        direction=direction,
+        load_if_exists=True,
+        pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else make_pruner(pruner, {}),
+    )
     search.prepare(study)
     if records.SPACE not in study.user_attrs:  # reports set declared tiers beside measured ranks
         study.set_user_attr(records.SPACE, resolved.model_dump(mode="json"))
@@ -138,13 +136,12 @@ def optimize(
     breaker = CircuitBreaker(limit=max_consecutive_failures)
     shown = _progress_bar(left, direction) if progress else None
     try:
-        with quiet_optuna():
-            run_worker(
-                study,
-                _trial_runner(objective, search),
-                callbacks=[breaker, *callbacks, *([shown] if shown else [])],
-                deadline=None if timeout is None else time.monotonic() + timeout,
-            )
+        run_worker(
+            study,
+            _trial_runner(objective, search),
+            callbacks=[breaker, *callbacks, *([shown] if shown else [])],
+            deadline=None if timeout is None else time.monotonic() + timeout,
+        )
     finally:
         if shown is not None:
             shown.close()
@@ -197,6 +194,7 @@ def _strategy(strategy: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return parsed.name, parsed.options
 
 
+@python_entry_point
 def tune(
     spec: str | Path | None = None,
     *,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from tuner.errors import StorageError, StudyNotFoundError
+from tuner.errors import StorageError, StudyNotFoundError, option
 from tuner.records import FAIL_REASON
 from tuner.storage.resilient import ResilientRDBStorage
 from tuner.storage.urls import mask_url, parse_url
@@ -210,7 +210,8 @@ def _created_meanwhile(exc: BaseException) -> bool:
 def require_sqlite_file(database: str | None, masked: str) -> None:
     if database and database != ":memory:" and not Path(database).is_file():
         raise StudyNotFoundError(
-            f"no database file at {database} ({masked}); check --storage or $TUNER_STORAGE"
+            f"no database file at {database} ({masked}); check {option('storage')} "
+            "or $TUNER_STORAGE"
         )
 
 
