@@ -11,6 +11,7 @@ This module knows nothing of Keras.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import optuna
@@ -126,9 +127,9 @@ class ParamDef(BaseModel):
     def stored_name(self, name: str) -> str:
         """The parameter's name in Optuna's storage (transformed ones carry a prefix)."""
         if self.one_minus:
-            return f"one_minus_{name}"
+            return ONE_MINUS_PREFIX + name
         if self.power_of_two:
-            return f"log2_{name}"
+            return LOG2_PREFIX + name
         return name
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
@@ -157,7 +158,7 @@ class ParamDef(BaseModel):
         if self.one_minus:
             return _one_minus(stored)
         if self.power_of_two:
-            return 2 ** int(stored)
+            return _power_of_two(stored)
         if self.type == "int":
             return int(stored)
         if self.type == "float":
@@ -180,6 +181,30 @@ class ParamDef(BaseModel):
         step = f" step {self.step:g}" if self.step else ""
         pow2 = " (powers of 2)" if self.power_of_two else ""
         return f"{self.low:g}..{self.high:g}{scale}{step}{pow2}"
+
+
+ONE_MINUS_PREFIX = "one_minus_"
+LOG2_PREFIX = "log2_"
+
+
+def unstored(stored_name: str) -> tuple[str, Callable[[Any], Any]]:
+    """The model's name of a stored parameter and the map from its stored values to the
+    model's, read from the name's prefix alone (studies that recorded no space have them too).
+
+    Example:
+        >>> name, to_value = unstored("log2_batch_size")
+        >>> name, to_value(6)
+        ('batch_size', 64)
+    """
+    if stored_name.startswith(ONE_MINUS_PREFIX):
+        return stored_name.removeprefix(ONE_MINUS_PREFIX), _one_minus
+    if stored_name.startswith(LOG2_PREFIX):
+        return stored_name.removeprefix(LOG2_PREFIX), _power_of_two
+    return stored_name, lambda value: value
+
+
+def _power_of_two(exponent: Any) -> int:
+    return 2 ** int(exponent)
 
 
 def _fits_steps(low: float, high: float, step: float) -> bool:

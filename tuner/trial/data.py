@@ -362,7 +362,7 @@ def _scaling(x_train: np.ndarray) -> Scaling:
     """Images (rank >= 3) to [0, 1]; tabular features standardised on the train split."""
     if x_train.ndim >= 3:
         top = float(max(x_train.max(), 1.0))
-        return Scaling(offset=np.float32(0.0), scale=np.float32(top))
+        return Scaling(offset=np.asarray(0.0, "float32"), scale=np.asarray(top, "float32"))
     std = x_train.std(axis=0)
     std[std == 0] = 1.0
     return Scaling(offset=x_train.mean(axis=0), scale=std)
