@@ -51,7 +51,9 @@ def optimize(
     (same ``storage`` and ``study_name``) runs the rest, so a second process making the
     same call joins as a worker and follows the recorded strategy and stage; together
     they run exactly ``n_trials``. Quiet unless asked: ``progress=True`` shows a bar on
-    stderr; Optuna's own log lines are held back while it runs.
+    stderr; Optuna's and tuner's log records go through standard ``logging`` (see
+    :func:`tuner.execution.logs.through_logging`), shown once the caller configures it,
+    e.g. ``logging.basicConfig(level=logging.INFO)``.
 
     Args:
         objective: ``f(params, report) -> float``; ``report(value, step)`` records an
@@ -64,7 +66,8 @@ def optimize(
         strategy: ``"flat"``, ``"staged"``, or ``{"name": "staged", "options": {...}}``
             (options: :class:`~tuner.search.strategy.StagedOptions`).
         storage: A database URL (``sqlite:///study.db``, ``postgresql://...``); None keeps
-            the study in memory. A stored study needs ``study_name``.
+            the study in memory. A stored study needs ``study_name`` (refused with
+            :class:`~tuner.errors.SpecError` otherwise).
         study_name: The study's name in storage (a second call with it resumes or joins).
         sampler: A sampler name as in specs (``tpe``, ``random``, ...) or a sampler.
         pruner: A pruner name as in specs (``median``, ``none``, ...) or a pruner.
@@ -79,8 +82,9 @@ def optimize(
         progress: Show a progress bar (a line per trial when stderr is not a terminal).
 
     Returns:
-        A :class:`~tuner.outcome.results.TuneResult`: ``best_value``, ``best_params`` in
-        model values (β, a batch size) and ``study``, the Optuna study.
+        A :class:`~tuner.outcome.results.TuneResult`: ``best_value``, ``best_params`` (the
+        values the best trial searched, as the model uses them: β, a batch size) and
+        ``study``, the Optuna study.
 
     Example:
         >>> import tuner
@@ -236,6 +240,11 @@ def tune(
     holds the Pareto front and ``result.best_*`` raise. ``constraints`` (``{"n_params":
     {"max": 2e5}}``) makes trials outside the limits infeasible: never best, never on the
     front, and pruned before training when the limit is known then.
+
+    ``result.best_params`` holds the values the best trial searched, by model name (for
+    the baseline trial, the defaults of the searched parameters); ``result.best_config``
+    every value. Quiet unless the caller configures ``logging``; errors name these
+    arguments (``resume=True``, ``overwrite=True``), not CLI flags.
 
     Example:
         >>> import tuner
