@@ -143,3 +143,17 @@ def test_tune_twice_names_python_arguments_and_stays_quiet(tiny, tmp_path):
     assert "StudyExistsError" in last
     assert "resume=True" in last and "overwrite=True" in last and "study_name=" in last
     assert "--" not in last, "no CLI flags in a Python error"
+
+
+def test_report_of_a_missing_study_says_how_to_list_them_in_python(tmp_path):
+    import optuna
+
+    import tuner
+
+    url = f"sqlite:///{tmp_path / 'my.db'}"
+    optuna.create_study(study_name="there", storage=url)
+    with pytest.raises(tuner.StudyNotFoundError) as caught:
+        tuner.report("not-there", storage=url)
+    message = str(caught.value)
+    assert "optuna.get_all_study_names(storage)" in message
+    assert "tuner studies list" not in message

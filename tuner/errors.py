@@ -43,6 +43,11 @@ def python_caller() -> Iterator[None]:
         _PYTHON_CALLER.reset(token)
 
 
+def callers_words(*, cli: str, python: str) -> str:
+    """The same advice in the caller's words: ``cli`` on the command line, else ``python``."""
+    return python if _PYTHON_CALLER.get() else cli
+
+
 def option(name: str, value: object = None) -> str:
     """Option ``name`` (a Python argument name) as the caller writes it.
 
@@ -53,10 +58,11 @@ def option(name: str, value: object = None) -> str:
         ...     option("resume", True), option("study_name")
         ('resume=True', 'study_name=...')
     """
-    if _PYTHON_CALLER.get():
-        return f"{name}=..." if value is None else f"{name}={value!r}"
     flag = "--" + name.replace("_", "-")
-    return flag if value is None or value is True else f"{flag} {value}"
+    return callers_words(
+        cli=flag if value is None or value is True else f"{flag} {value}",
+        python=f"{name}=..." if value is None else f"{name}={value!r}",
+    )
 
 
 class TunerError(Exception):

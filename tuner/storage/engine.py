@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from tuner.errors import StorageError, StudyNotFoundError, option
+from tuner.errors import StorageError, StudyNotFoundError, callers_words, option
 from tuner.records import FAIL_REASON
 from tuner.storage.resilient import ResilientRDBStorage
 from tuner.storage.urls import mask_url, parse_url
@@ -235,8 +235,11 @@ def load_study(name: str, *, storage: str | optuna.storages.BaseStorage) -> optu
 
 def study_not_found(name: str, where: str) -> StudyNotFoundError:
     """The error for a study name that is not in the storage ``where`` (a masked URL)."""
+    lister = callers_words(
+        cli="`tuner studies list`", python="`optuna.get_all_study_names(storage)`"
+    )
     return StudyNotFoundError(
-        f"no study named {name!r} in {where}; `tuner studies list` shows the studies there"
+        f"no study named {name!r} in {where}; {lister} shows the studies there"
     )
 
 
