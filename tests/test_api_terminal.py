@@ -157,3 +157,23 @@ def test_report_of_a_missing_study_says_how_to_list_them_in_python(tmp_path):
     message = str(caught.value)
     assert "optuna.get_all_study_names(storage)" in message
     assert "tuner studies list" not in message
+
+
+def test_report_from_python_on_a_study_without_complete_trials_prints_nothing(tmp_path):
+    done = _script(
+        """
+        import optuna, tuner
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the setup's own lines
+        study = optuna.create_study(study_name="p", storage="sqlite:///p.db")
+        for _ in range(3):
+            trial = study.ask()
+            trial.suggest_float("x", 0, 1)
+            trial.report(0.5, 0)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        tuner.report("p", storage="sqlite:///p.db", path="p.html")
+        """,
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout + done.stderr == ""
+    assert "no trial has completed yet" in (tmp_path / "p.html").read_text(encoding="utf-8")

@@ -51,9 +51,12 @@ def figures(study: optuna.Study, data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _history(study: optuna.Study, metric: str) -> tuple[go.Figure, str]:
+def _history(study: optuna.Study, metric: str) -> tuple[go.Figure | None, str]:
+    from optuna.trial import TrialState
     from optuna.visualization import plot_optimization_history
 
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None, "no trial has completed yet"  # Optuna would draw nothing, and warn
     fig = plot_optimization_history(study, target_name=metric)
     return fig, "each dot is a complete trial; the line is the best so far"
 
