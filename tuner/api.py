@@ -17,6 +17,7 @@ import optuna
 
 from tuner import records
 from tuner.errors import SpecError, StudyStopped
+from tuner.execution.logs import python_entry_point
 from tuner.outcome.results import TuneResult
 from tuner.specs.shipped import find_file
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
@@ -25,6 +26,7 @@ Report = Callable[[float, int], None]
 Objective = Callable[[dict[str, Any], Report], float]
 
 
+@python_entry_point
 def optimize(
     objective: Objective,
     *,
@@ -50,7 +52,9 @@ def optimize(
     (same ``storage`` and ``study_name``) runs the rest, so a second process making the
     same call joins as a worker and follows the recorded strategy and stage; together
     they run exactly ``n_trials``. Quiet unless asked: ``progress=True`` shows a bar on
-    stderr; Optuna's own log lines are held back while it runs.
+    stderr; Optuna's and tuner's log records go through standard ``logging`` (see
+    :func:`tuner.execution.logs.through_logging`), shown once the caller configures it,
+    e.g. ``logging.basicConfig(level=logging.INFO)``.
 
     Args:
         objective: ``f(params, report) -> float``; ``report(value, step)`` records an
@@ -64,7 +68,8 @@ def optimize(
         strategy: ``"flat"``, ``"staged"``, or ``{"name": "staged", "options": {...}}``
             (options: :class:`~tuner.search.strategy.StagedOptions`).
         storage: A database URL (``sqlite:///study.db``, ``postgresql://...``); None keeps
-            the study in memory. A stored study needs ``study_name``.
+            the study in memory. A stored study needs ``study_name`` (refused with
+            :class:`~tuner.errors.SpecError` otherwise).
         study_name: The study's name in storage (a second call with it resumes or joins).
         sampler: A sampler name as in specs (``tpe``, ``random``, ...) or a sampler.
         pruner: A pruner name as in specs (``median``, ``none``, ...) or a pruner.
@@ -79,8 +84,9 @@ def optimize(
         progress: Show a progress bar (a line per trial when stderr is not a terminal).
 
     Returns:
-        A :class:`~tuner.outcome.results.TuneResult`: ``best_value``, ``best_params`` in
-        model values (β, a batch size) and ``study``, the Optuna study.
+        A :class:`~tuner.outcome.results.TuneResult`: ``best_value``, ``best_params`` (the
+        values the best trial searched, as the model uses them: β, a batch size) and
+        ``study``, the Optuna study.
 
     Example:
         >>> import tuner
@@ -91,7 +97,6 @@ def optimize(
         ...                         storage="sqlite:///bench.db", study_name="quad")
         >>> result.best_value, result.best_params["learning_rate"]
     """
-    from tuner.execution.run import quiet_optuna
     from tuner.execution.worker import CircuitBreaker, run_worker
     from tuner.outcome.results import summarize
     from tuner.search.samplers import make_pruner, make_sampler
@@ -112,16 +117,13 @@ def optimize(
     search = make_strategy(
         name, options, space=resolved, n_trials=n_trials, tiers=chosen, fixed=fixed
     )
-    with quiet_optuna():
-        study = optuna.create_study(
-            storage=open_storage(storage) if storage is not None else None,
-            study_name=study_name,
-            direction=direction,
-            load_if_exists=True,
-            pruner=pruner
-            if isinstance(pruner, optuna.pruners.BasePruner)
-            else make_pruner(pruner, {}),
-        )
+    study = optuna.create_study(
+        storage=open_storage(storage) if storage is not None else None,
+        study_name=study_name,
+        direction=direction,
+        load_if_exists=True,
+        pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else make_pruner(pruner, {}),
+    )
     search.prepare(study)
     if records.SPACE not in study.user_attrs:  # reports set declared tiers beside measured ranks
         study.set_user_attr(records.SPACE, resolved.model_dump(mode="json"))
@@ -142,13 +144,12 @@ def optimize(
     breaker = CircuitBreaker(limit=max_consecutive_failures)
     shown = _progress_bar(left, direction) if progress else None
     try:
-        with quiet_optuna():
-            run_worker(
-                study,
-                _trial_runner(objective, search),
-                callbacks=[breaker, *callbacks, *([shown] if shown else [])],
-                deadline=None if timeout is None else time.monotonic() + timeout,
-            )
+        run_worker(
+            study,
+            _trial_runner(objective, search),
+            callbacks=[breaker, *callbacks, *([shown] if shown else [])],
+            deadline=None if timeout is None else time.monotonic() + timeout,
+        )
     finally:
         if shown is not None:
             shown.close()
@@ -201,6 +202,7 @@ def _strategy(strategy: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return parsed.name, parsed.options
 
 
+@python_entry_point
 def tune(
     spec: str | Path | None = None,
     *,
@@ -244,6 +246,11 @@ def tune(
     holds the Pareto front and ``result.best_*`` raise. ``constraints`` (``{"n_params":
     {"max": 2e5}}``) makes trials outside the limits infeasible: never best, never on the
     front, and pruned before training when the limit is known then.
+
+    ``result.best_params`` holds the values the best trial searched, by model name (for
+    the baseline trial, the defaults of the searched parameters); ``result.best_config``
+    every value. Quiet unless the caller configures ``logging``; errors name these
+    arguments (``resume=True``, ``overwrite=True``), not CLI flags.
 
     Example:
         >>> import tuner

@@ -17,9 +17,53 @@ The tree::
     └── MultiObjectiveError (ValueError) one best trial asked of a study of several objectives
 
 Trial-level faults are not here: they FAIL one trial (see ``tuner.trial.objective``).
+
+Messages name what the caller can change in the caller's words: :func:`option` spells
+``--study-name`` on the command line and ``study_name=...`` inside :func:`python_caller`
+(``tuner.tune``, ``tuner.optimize``, ``tuner.report`` and the other Python entry points).
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+# A context variable, not an argument threaded through every stage: the messages are
+# built deep inside (storage, strategies, specs), the vocabulary is the entry point's.
+_PYTHON_CALLER: ContextVar[bool] = ContextVar("tuner_python_caller", default=False)
+
+
+@contextlib.contextmanager
+def python_caller() -> Iterator[None]:
+    """Within this block, :func:`option` names Python arguments instead of CLI flags."""
+    token = _PYTHON_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _PYTHON_CALLER.reset(token)
+
+
+def callers_words(*, cli: str, python: str) -> str:
+    """The same advice in the caller's words: ``cli`` on the command line, else ``python``."""
+    return python if _PYTHON_CALLER.get() else cli
+
+
+def option(name: str, value: object = None) -> str:
+    """Option ``name`` (a Python argument name) as the caller writes it.
+
+    Example:
+        >>> option("resume", True), option("study_name")
+        ('--resume', '--study-name')
+        >>> with python_caller():
+        ...     option("resume", True), option("study_name")
+        ('resume=True', 'study_name=...')
+    """
+    flag = "--" + name.replace("_", "-")
+    return callers_words(
+        cli=flag if value is None or value is True else f"{flag} {value}",
+        python=f"{name}=..." if value is None else f"{name}={value!r}",
+    )
 
 
 class TunerError(Exception):

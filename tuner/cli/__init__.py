@@ -6,6 +6,7 @@ stays fast and never loads TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -25,6 +26,7 @@ from tuner.errors import (
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what `cat` or `ls` end with when `head` stops reading
 BAD_INPUT = (
     SpecError,
     DataError,
@@ -43,7 +45,12 @@ class TunerGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a reader gone early shows here, where we can still answer
+            return result
+        except BrokenPipeError:
+            _leave_closed_pipe()
+            ctx.exit(EXIT_CLOSED_PIPE)
         except click.UsageError as exc:
             # One line, like every other error, instead of click's usage block.
             where = exc.ctx.command_path if exc.ctx else ctx.command_path
@@ -73,6 +80,17 @@ class TunerGroup(click.Group):
             ctx.exit(EXIT_FAILURE)
 
 
+def _leave_closed_pipe() -> None:
+    """Point stdout and stderr at /dev/null: the reader (`| head`) has gone, and Python's
+    final flush must not fail on the closed pipe with a second message."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        # not a real descriptor when tests capture the output
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
 def clipped(message: str) -> list[str]:
     """The lines of ``message`` as shown to a user: each cut to :data:`MAX_ERROR_LINE`
     characters, at most :data:`MAX_ERROR_LINES` of them (the rest counted).
@@ -98,16 +116,27 @@ def _debug(ctx: click.Context) -> bool:
 
 
 @click.group(cls=TunerGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option(
+    "--debug", is_flag=True, help="Show full tracebacks instead of one-line errors (and logs)."
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also show the log lines and warnings of Optuna and other libraries.",
+)
 @click.version_option(package_name="tuner")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """Tune Keras models with Optuna: importance-ranked search spaces, pruning, reports.
 
     Studies live in a SQL database: an SQLite file (tuner.db) by default, or any
     SQLAlchemy URL from --storage or $TUNER_STORAGE (PostgreSQL for many machines).
     """
+    from tuner.execution.logs import quiet_command_line
+
     ctx.obj = {"debug": debug}
+    quiet_command_line(verbose=verbose or _debug(ctx))
 
 
 def _register() -> None:

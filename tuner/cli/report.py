@@ -60,6 +60,8 @@ def report(
             click.echo(str(out))
         else:
             click.echo(text)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the CLI entry ends quietly
     except OSError as exc:
         raise click.ClickException(f"cannot write the report: {exc}") from None
 

@@ -10,11 +10,10 @@ rebuilds a running study's objective from its stored spec, for another worker.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,13 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from tuner import records
-from tuner.errors import SpecError, StudyExistsError, StudyNotFoundError, StudyStopped
+from tuner.errors import (
+    SpecError,
+    StudyExistsError,
+    StudyNotFoundError,
+    StudyStopped,
+    option,
+)
 from tuner.execution import preflight
 from tuner.execution.worker import CircuitBreaker, WorkerOutcome, run_worker
 from tuner.search.objectives import name_objectives
@@ -83,7 +88,10 @@ def prepare_run(
     """
     spec = resolved.spec
     if resume and overwrite:
-        raise SpecError("--resume and --overwrite exclude each other: choose one")
+        raise SpecError(
+            f"{option('resume', True)} and {option('overwrite', True)} exclude each other: "
+            "choose one"
+        )
     name = spec.name if study_name is None else study_name  # --study-name '' is refused
     preflight.check_study_name(name)
     seed = spec.seed if seed is None else seed
@@ -108,26 +116,26 @@ def prepare_run(
     exists = study_exists(storage, name)
     if exists and not (resume or overwrite):
         raise StudyExistsError(
-            f"study {name!r} already exists in {mask_url(storage_url)}; pass --resume to "
-            f"continue it, --overwrite to replace it, or choose another --study-name"
+            f"study {name!r} already exists in {mask_url(storage_url)}; pass "
+            f"{option('resume', True)} to continue it, {option('overwrite', True)} to replace "
+            f"it, or choose another {option('study_name')}"
         )
     if exists and resume:
         preflight.check_same_space(storage, name, resolved.space)
     if exists and overwrite:
         optuna.delete_study(study_name=name, storage=storage)
     finished = _count_finished(storage, name) if exists and resume else 0
-    with quiet_optuna():
-        study = optuna.create_study(
-            storage=storage,
-            study_name=name,
-            directions=[m.direction for m in spec.metrics],
-            load_if_exists=True,
-            # A resumed run must not replay the random start-up points of the first run.
-            sampler=make_sampler(
-                **_sampler_settings(resolved), seed=(seed + finished) % (MAX_SEED + 1)
-            ),
-            pruner=pruner,
-        )
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        directions=[m.direction for m in spec.metrics],
+        load_if_exists=True,
+        # A resumed run must not replay the random start-up points of the first run.
+        sampler=make_sampler(
+            **_sampler_settings(resolved), seed=(seed + finished) % (MAX_SEED + 1)
+        ),
+        pruner=pruner,
+    )
     search.prepare(study)
     name_objectives(study, [m.name for m in spec.metrics])
     _record_spec(study, resolved, seed=seed)
@@ -187,16 +195,15 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
     )
     spec = resolved.spec
     dataset = load_dataset(spec.data, base_dir=resolved.base_dir, seed=spec.seed)
-    with quiet_optuna():
-        study = optuna.load_study(
-            study_name=study_name,
-            storage=storage,
-            # Workers must not all draw the same start-up points, so each seeds its own.
-            sampler=make_sampler(
-                **_sampler_settings(resolved), seed=(spec.seed + os.getpid()) % (MAX_SEED + 1)
-            ),
-            pruner=make_pruner(spec.pruner.name, spec.pruner.options),
-        )
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage,
+        # Workers must not all draw the same start-up points, so each seeds its own.
+        sampler=make_sampler(
+            **_sampler_settings(resolved), seed=(spec.seed + os.getpid()) % (MAX_SEED + 1)
+        ),
+        pruner=make_pruner(spec.pruner.name, spec.pruner.options),
+    )
     builder = preflight.import_builder(spec.model.builder, base_dir=resolved.base_dir)
     # The stage plan follows the budget the study was started with, recorded on it.
     planned = (attrs.get(records.STRATEGY) or {}).get("n_trials", spec.budget.n_trials)
@@ -286,7 +293,7 @@ def execute(
     if prepared.to_run is None and timeout is None:
         raise SpecError("a study needs a budget: give n_trials, a timeout, or both")
     breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
-    with quiet_optuna(), long_lived_frozen() as refreeze:
+    with long_lived_frozen() as refreeze:
         outcome = run_worker(
             prepared.study,
             prepared.objective,
@@ -301,21 +308,10 @@ def execute(
     if breaker.tripped:
         raise StudyStopped(
             f"stopped after {breaker.limit} consecutive failed trials (last: "
-            f"{breaker.last_reason}); fix the cause, then resume the study (`tuner run SPEC "
-            f"--resume`, tune(..., resume=True), or start the workers again)"
+            f"{breaker.last_reason}); fix the cause, then resume the study "
+            f"({option('resume', True)}) or start its workers again"
         )
     return outcome
-
-
-@contextlib.contextmanager
-def quiet_optuna() -> Iterator[None]:
-    # Optuna logs each failed trial with its traceback; we report trials ourselves.
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(previous)
 
 
 def _record_spec(study: optuna.Study, resolved: ResolvedSpec, *, seed: int) -> None:

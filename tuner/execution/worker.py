@@ -143,6 +143,15 @@ def run_worker(
             idle = _idle_waits()
             if frozen is None:  # taken back by another worker: its retry runs elsewhere
                 continue
+            # Optuna's own "Trial N finished" is not logged by the quick tell: say it here,
+            # for callers who turn logging on (the CLI and the API show it only then).
+            log.info(
+                "trial %s finished: %s, values %s, params %s",
+                frozen.number,
+                frozen.state.name.lower(),
+                frozen.values,
+                frozen.params,
+            )
             for callback in callbacks:
                 callback(study, frozen)
             if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:

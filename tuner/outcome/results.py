@@ -30,9 +30,11 @@ class Best:
 class TuneResult:
     """The outcome of :func:`tuner.tune`: best configuration, counts, and the study itself.
 
-    ``best_params`` holds model values (β, not the stored 1-β; a batch size, not its
-    exponent) for the parameters the study searched; ``best_config`` adds the defaults of
-    the rest, i.e. everything needed to train the best model again. ``baseline_value`` is
+    ``best_params`` holds the values the best trial searched (every parameter it
+    sampled), as the model uses them (β, not the stored 1-β; a batch size, not its
+    exponent); when the baseline trial is best, those are the defaults of the searched
+    parameters. ``best_config`` adds the values of the rest (frozen, fixed, defaults),
+    i.e. everything needed to train the best model again. ``baseline_value`` is
     the value of the trial that trained the space's defaults (None if there is none, or
     it did not complete). Infeasible trials (over a constraint) are never best.
 

@@ -95,6 +95,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import ReportError
+from tuner.execution.logs import python_entry_point
 from tuner.reporting._data import SCHEMA
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA", "ReportError", "load", "render_html", "render_markdown", "report"]
 
 
+@python_entry_point
 def report(
     study_or_name: optuna.Study | str,
     *,

@@ -264,12 +264,26 @@ def timeline(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def top_params(data: dict[str, Any], study: optuna.Study, k: int) -> list[str]:
-    """The ``k`` most important parameters (by name when importance was not measured)."""
+def top_params(
+    data: dict[str, Any], study: optuna.Study, k: int, *, min_distinct: int = 1
+) -> list[str]:
+    """The ``k`` most important parameters that Optuna's plots can draw for this study.
+
+    Most important first (by name when importance was not measured), keeping only those
+    with at least ``min_distinct`` distinct values among the complete trials of finite
+    value (the trials Optuna plots). In a study shaped like the shipped specs make, most
+    trials are pruned: a conditional parameter seen only in pruned or failed trials makes
+    Optuna refuse the whole plot, and one seen with a single value gives a contour of
+    nothing (and a warning).
+    """
+    seen: dict[str, set[str]] = defaultdict(set)
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name == "COMPLETE" and _finite(t.value):
+            for name, value in t.params.items():
+                seen[name].add(repr(value))
     measured = [p["name"] for p in data["importance"]["params"]]
-    if measured:
-        return measured[:k]
-    return sorted({p for t in study.get_trials(deepcopy=False) for p in t.params})[:k]
+    ranked = measured + sorted(set(seen) - set(measured))
+    return [name for name in ranked if len(seen.get(name, ())) >= min_distinct][:k]
 
 
 def _time(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:

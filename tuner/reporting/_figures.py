@@ -28,12 +28,13 @@ def figures(study: optuna.Study, data: dict[str, Any]) -> list[dict[str, Any]]:
     """
     metric = data["study"]["metric"]
     top = _data.top_params(data, study, 6)
+    varied = _data.top_params(data, study, 2, min_distinct=2)
     makers: list[tuple[str, str, Callable[[], tuple[Any, str]]]] = [
         ("history", "Optimization history", lambda: _history(study, metric)),
         ("importance", "Importance with intervals", lambda: _importance(data)),
         ("parallel", "Parallel coordinates", lambda: _parallel(study, metric, top)),
         ("slice", "Slices of the top parameters", lambda: _slice(study, metric, top[:4])),
-        ("contour", "Contour of the top two", lambda: _contour(study, metric, top[:2])),
+        ("contour", "Contour of the top two", lambda: _contour(study, metric, varied)),
         ("curves", "Learning curves", lambda: _curves(study, metric)),
         ("timeline", "Trials per worker", lambda: _timeline(study)),
         ("batch_size", "Batch size: time per epoch and metric", lambda: _batch(study, metric)),
@@ -50,9 +51,12 @@ def figures(study: optuna.Study, data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _history(study: optuna.Study, metric: str) -> tuple[go.Figure, str]:
+def _history(study: optuna.Study, metric: str) -> tuple[go.Figure | None, str]:
+    from optuna.trial import TrialState
     from optuna.visualization import plot_optimization_history
 
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None, "no trial has completed yet"  # Optuna would draw nothing, and warn
     fig = plot_optimization_history(study, target_name=metric)
     return fig, "each dot is a complete trial; the line is the best so far"
 
@@ -104,7 +108,7 @@ def _parallel(study: optuna.Study, metric: str, top: list[str]) -> tuple[go.Figu
     from optuna.visualization import plot_parallel_coordinate
 
     if not top:
-        return None, "no parameters"
+        return None, "no parameter has a value in a complete trial"
     fig = plot_parallel_coordinate(study, params=top, target_name=metric)
     return fig, f"complete trials over the {len(top)} most important parameters"
 
@@ -113,7 +117,7 @@ def _slice(study: optuna.Study, metric: str, top: list[str]) -> tuple[go.Figure 
     from optuna.visualization import plot_slice
 
     if not top:
-        return None, "no parameters"
+        return None, "no parameter has a value in a complete trial"
     return plot_slice(study, params=top, target_name=metric), "metric against each parameter"
 
 
@@ -121,7 +125,10 @@ def _contour(study: optuna.Study, metric: str, top: list[str]) -> tuple[go.Figur
     from optuna.visualization import plot_contour
 
     if len(top) < 2:
-        return None, "a contour needs two parameters; this study searches fewer"
+        return None, (
+            "a contour needs two parameters that took several values in complete trials; "
+            "this study has fewer"
+        )
     return plot_contour(study, params=top, target_name=metric), f"{top[0]} against {top[1]}"
 
 

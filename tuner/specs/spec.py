@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tuner.errors import SpecError
+from tuner.errors import SpecError, option
 from tuner.specs.objectives import (
     LimitSpec,
     MetricSpec,
@@ -314,7 +314,7 @@ def resolve_spec(
             lambda: load_space(space_path, overrides=overrides, overrides_source=source),
         )
     tier_text = tiers if tiers is not None else section.get("tiers")
-    where = "--tiers" if tiers is not None else f"{source}: space.tiers"
+    where = option("tiers") if tiers is not None else f"{source}: space.tiers"
     chosen = _collect(problems, lambda: parse_tiers(tier_text), where=where)
     declared = sorted({p.tier for p in space.parameters.values()}) if space else []
     if space is not None and chosen is not None and not chosen & set(declared):

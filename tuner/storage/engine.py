@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from tuner.errors import StorageError, StudyNotFoundError
+from tuner.errors import StorageError, StudyNotFoundError, callers_words, option
 from tuner.records import FAIL_REASON
 from tuner.storage.resilient import ResilientRDBStorage
 from tuner.storage.sqlite_file import check_sqlite_target
@@ -228,7 +228,8 @@ def _created_meanwhile(exc: BaseException) -> bool:
 def require_sqlite_file(database: str | None, masked: str) -> None:
     if database and not Path(database).is_file():
         raise StudyNotFoundError(
-            f"no database file at {database} ({masked}); check --storage or $TUNER_STORAGE"
+            f"no database file at {database} ({masked}); check {option('storage')} "
+            "or $TUNER_STORAGE"
         )
 
 
@@ -252,8 +253,11 @@ def load_study(name: str, *, storage: str | optuna.storages.BaseStorage) -> optu
 
 def study_not_found(name: str, where: str) -> StudyNotFoundError:
     """The error for a study name that is not in the storage ``where`` (a masked URL)."""
+    lister = callers_words(
+        cli="`tuner studies list`", python="`optuna.get_all_study_names(storage)`"
+    )
     return StudyNotFoundError(
-        f"no study named {name!r} in {where}; `tuner studies list` shows the studies there"
+        f"no study named {name!r} in {where}; {lister} shows the studies there"
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 
 from tuner import records
-from tuner.errors import SpecError
+from tuner.errors import SpecError, option
 from tuner.search.strategy._decide import effective_values
 from tuner.search.strategy._describe import STAGE_COLUMNS, stage_cells, stage_line
 from tuner.search.strategy._flat import FlatStrategy, Strategy
@@ -71,7 +71,7 @@ def make_strategy(
     if n_trials is None:
         raise SpecError(
             "the staged strategy splits a trial budget into stages: give n_trials "
-            "(budget.n_trials in the spec, or --n-trials)"
+            f"(budget.n_trials in the spec, or {option('n_trials')})"
         )
     return StagedStrategy(
         space=space,

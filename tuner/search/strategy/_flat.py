@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import optuna
 
 from tuner import records
-from tuner.errors import SpecError
+from tuner.errors import SpecError, option
 from tuner.specs.param import ALL_TIERS, Choice
 from tuner.specs.space import SearchSpace
 
@@ -61,6 +61,6 @@ def recorded_strategy(study: optuna.Study, name: str) -> dict[str, Any] | None:
         raise SpecError(
             f"study {study.study_name!r} runs the {recorded.get('name')!r} strategy, not "
             f"{name!r}; resume it with strategy {recorded.get('name')!r}, or start a new "
-            f"study (--overwrite or another --study-name)"
+            f"study ({option('overwrite', True)} or another {option('study_name')})"
         )
     return recorded
