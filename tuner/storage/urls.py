@@ -57,7 +57,9 @@ def without_password(url: str) -> tuple[str, str | None]:
     parsed = _normalise(url, keep_driver=True)
     if parsed.password is None:
         return url, None
-    return parsed.set(password=None).render_as_string(hide_password=False), str(parsed.password)
+    # Not parsed.set(password=None): SQLAlchemy 2.1's set() takes None as "leave unchanged".
+    bare = parsed._replace(password=None)
+    return bare.render_as_string(hide_password=False), str(parsed.password)
 
 
 def _password_from_env() -> str | None:
