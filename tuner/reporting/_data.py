@@ -274,7 +274,11 @@ def top_params(data: dict[str, Any], study: optuna.Study, k: int) -> list[str]:
     measured = [p["name"] for p in data["importance"]["params"]]
     if measured:
         return measured[:k]
-    return sorted({p for t in study.get_trials(deepcopy=False) for p in t.params})[:k]
+    # Complete trials only: the figures draw those, and refuse a parameter none of them has.
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted({p for t in complete for p in t.params})[:k]
 
 
 def _time(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
