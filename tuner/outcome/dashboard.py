@@ -38,7 +38,9 @@ def make_dashboard(
 
     Example:
         >>> server = make_dashboard("sqlite:///tuner.db", port=0, artifact_dir=None)
-        >>> server.server_port
+        >>> server.server_port > 0
+        True
+        >>> server.server_close()
     """
     import optuna_dashboard
     from optuna.artifacts import FileSystemArtifactStore

@@ -102,6 +102,7 @@ def open_storage(
     Example:
         >>> storage = open_storage("sqlite:///tuner.db")
         >>> [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        ['digits-mlp', 'digits-size']
     """
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -219,6 +220,8 @@ def load_study(name: str, *, storage: str | optuna.storages.BaseStorage) -> optu
 
     Example:
         >>> study = load_study("digits-mlp", storage="sqlite:///tuner.db")
+        >>> study.direction
+        <StudyDirection.MAXIMIZE: 2>
     """
     opened = (
         open_storage(storage, heartbeat=False, create=False)

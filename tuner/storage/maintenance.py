@@ -48,8 +48,11 @@ def diagnose(url: str, *, workers: int = 1) -> Diagnosis:
     """Backend, schema version, connection budget for ``workers``, stale RUNNING trials.
 
     Example:
-        >>> diagnose("postgresql://tuner@db/tuner", workers=8).warnings
-        []
+        >>> diagnose("sqlite:///tuner.db", workers=8).warnings
+        ['SQLite is for one machine and a few workers: ... use PostgreSQL ...']
+        >>> found = diagnose("postgresql://postgres@127.0.0.1:5432/postgres", workers=2)
+        >>> found.backend, found.warnings
+        ('postgresql', [])
     """
     storage = open_storage(url, check_schema=False)
     try:

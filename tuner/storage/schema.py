@@ -31,8 +31,10 @@ def read_connection(url: str) -> Iterator[sqlalchemy.Connection]:
     refused connection gives the same one-line error as every other command.
 
     Example:
+        >>> from tuner.storage.tables import read_studies
         >>> with read_connection("sqlite:///tuner.db") as conn:
-        ...     studies = tuner.storage.tables.read_studies(conn)
+        ...     [s.name for s in read_studies(conn)]
+        ['digits-mlp', 'digits-size']
     """
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
