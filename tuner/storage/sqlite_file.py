@@ -22,7 +22,11 @@ class SqliteFile:
 
     Example:
         >>> watched = SqliteFile("tuner.db")
-        >>> watched.check()   # raises StorageError once the file is deleted or emptied
+        >>> watched.check()   # the same file, still there: nothing to say
+        >>> Path("tuner.db").unlink()
+        >>> watched.check()
+        Traceback (most recent call last):
+        tuner.errors.StorageError: the study's database file tuner.db was deleted while ...
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
