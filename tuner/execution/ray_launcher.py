@@ -295,9 +295,7 @@ class RayLauncher:
 def _from_any_directory(url: str) -> str:
     """The URL with a relative SQLite path made absolute: an actor's working directory is
     the one its node's ``ray start`` ran in, not this one."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
+    parsed = parse_url(url)
     database = parsed.database or ""
     if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
         return url

@@ -12,6 +12,7 @@ from tuner.errors import ReportError
 from tuner.search.importance import compare_with_declared, measure_importance
 from tuner.search.objectives import is_feasible
 from tuner.search.strategy import stage_decisions
+from tuner.specs.param import unstored
 
 if TYPE_CHECKING:
     import optuna
@@ -166,16 +167,10 @@ def failures(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
 def batch_size_param(study: optuna.Study) -> tuple[str, Any] | None:
     """The stored name of the batch-size parameter and a function to its model value."""
     names = {p for t in study.get_trials(deepcopy=False) for p in t.params}
-    space = _space(study.user_attrs)
-    if space:
-        for name, param in space.parameters.items():
-            stored = param.stored_name(name)
-            if name == "batch_size" and stored in names:
-                return stored, param.to_value
-    if "log2_batch_size" in names:
-        return "log2_batch_size", lambda v: 2 ** int(v)
-    if "batch_size" in names:
-        return "batch_size", lambda v: v
+    for stored in sorted(names):
+        name, to_value = unstored(stored)
+        if name == "batch_size":
+            return stored, to_value
     return None
 
 
