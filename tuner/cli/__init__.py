@@ -79,7 +79,7 @@ def clipped(message: str) -> list[str]:
 
     Example:
         >>> clipped("x" * 600)[0][-30:]
-        'xxxxxxxxx... (100 more characters)'
+        'xxxxx... (100 more characters)'
     """
     lines = [
         line

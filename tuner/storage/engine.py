@@ -161,7 +161,7 @@ def check_storage_url(url: str, *, write: bool = True) -> Any:
     Example:
         >>> check_storage_url("sqlite:///:memory:")
         Traceback (most recent call last):
-        tuner.errors.UnusableStorageError: the storage is an in-memory SQLite database ...
+        tuner.errors.UnusableStorageError: the storage is an in-memory SQLite database: ...
     """
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
