@@ -242,6 +242,20 @@ def test_too_few_trials_says_how_many_and_keeps_the_rest(tmp_path):
     assert "Not measured" in (tmp_path / "small.html").read_text()
 
 
+def test_a_parameter_only_pruned_trials_have_is_left_out_of_the_figures(tmp_path):
+    # A young staged study: its last stage's new parameter has only pruned trials so far.
+    study = optuna.create_study(direction="maximize", study_name="young")
+    for _ in range(4):
+        trial = study.ask()
+        study.tell(trial, trial.suggest_float("learning_rate", 1e-5, 1.0, log=True))
+    trial = study.ask()
+    trial.suggest_float("learning_rate", 1e-5, 1.0, log=True)
+    trial.suggest_float("dropout", 0.0, 0.5)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    tuner.reporting.report(study, path=tmp_path / "young.html")
+    assert "Parallel coordinates" in (tmp_path / "young.html").read_text()
+
+
 def test_study_without_space_has_no_declared_tiers():
     study = make_study(None, 60, name="bare", with_space=False)
     data = tuner.reporting.report(study, n_bootstrap=3)

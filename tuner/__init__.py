@@ -2,8 +2,9 @@
 
 Example:
     >>> import tuner
-    >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=20)
+    >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=2, max_epochs=1)
     >>> result.best_value, result.best_params
+    (0..., {'optimizer': 'adam', 'learning_rate': ..., 'batch_size': ..., ...})
 
 Public names are loaded on first use, so ``import tuner`` stays fast and never imports
 TensorFlow.

@@ -89,6 +89,7 @@ def optimize(
         ``study``, the Optuna study.
 
     Example:
+        >>> import math
         >>> import tuner
         >>> def f(params, report):
         ...     return (math.log10(params["learning_rate"]) + 2) ** 2
@@ -96,6 +97,7 @@ def optimize(
         ...                         direction="minimize", strategy="staged",
         ...                         storage="sqlite:///bench.db", study_name="quad")
         >>> result.best_value, result.best_params["learning_rate"]
+        (0.00..., 0.0...)
     """
     from tuner.execution.worker import CircuitBreaker, run_worker
     from tuner.outcome.results import summarize
@@ -254,17 +256,36 @@ def tune(
 
     Example:
         >>> import tuner
-        >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=20)
+        >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=2, max_epochs=1)
+        >>> result.best_value, result.n_trials
+        (0..., 2)
+
+        Your own arrays and model (a plain Keras builder):
+
+        >>> import keras
+        >>> from sklearn.datasets import load_digits
+        >>> x, y = load_digits(return_X_y=True)
+        >>> x_train, y_train, x_val, y_val = x[:1400] / 16, y[:1400], x[1400:] / 16, y[1400:]
+        >>> def my_build(params, *, input_shape, n_outputs, task):
+        ...     return keras.Sequential([keras.Input(input_shape),
+        ...                              keras.layers.Dense(params["units"], activation="relu"),
+        ...                              keras.layers.Dense(n_outputs, activation="softmax")])
         >>> result = tuner.tune(space="search_spaces/importance-ranked.yaml",
         ...                     data=(x_train, y_train, x_val, y_val), build_model=my_build,
-        ...                     metric="val_accuracy", direction="maximize", n_trials=20,
-        ...                     storage="sqlite:///my.db")
+        ...                     metric="val_accuracy", direction="maximize", n_trials=1,
+        ...                     max_epochs=1, storage="sqlite:///my.db")
         >>> result.best_params, result.best_value, result.study
-        >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=20,
+        ({'optimizer': 'adam', 'learning_rate': 0.001, ...}, 0..., <optuna.study.study.Study ...>)
+
+        Accuracy and size at once, with at most 50,000 weights:
+
+        >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=1, max_epochs=1,
+        ...                     study_name="digits-mlp-size", strategy="flat",
         ...                     metrics=[{"name": "val_accuracy", "direction": "maximize"},
         ...                              {"name": "n_params", "direction": "minimize"}],
-        ...                     constraints={"latency_ms": {"max": 5}})
+        ...                     constraints={"n_params": {"max": 50_000}})
         >>> [(t.number, t.values) for t in result.pareto]
+        [(0, {'val_accuracy': 0..., 'n_params': 26122.0})]
     """
     from tuner.execution.run import execute, prepare_run
     from tuner.outcome.results import summarize

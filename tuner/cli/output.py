@@ -29,6 +29,8 @@ def emit_rows(
 
     Example:
         >>> emit_rows([{"name": "a", "best": 0.91}], output_format="table")
+        name  best
+        a     0.91
     """
     if output_format == "json":
         click.echo(json.dumps(list(rows), indent=2, default=str))

@@ -122,9 +122,15 @@ class RayLauncher:
     trial is failed and re-queued by the reaper after the grace period. An actor that ran
     ``recycle_after`` trials, or ran out of GPU memory, is replaced by a fresh one.
 
-    Example:
-        >>> cluster = connect("auto", storage_url=url, workers=4, gpus=None, trials_per_gpu=1)
-        >>> RayLauncher(study=study, storage_url=url, cluster=cluster, data_dir=Path.cwd()).run()
+    Example (needs a running Ray cluster, so the test suite skips it):
+        >>> from tuner.execution.ray_cluster import connect
+        >>> from tuner.storage import load_study
+        >>> url = "postgresql://tuner@db/tuner"
+        >>> cluster = connect("auto", storage_url=url, workers=4, gpus=None,
+        ...                   trials_per_gpu=1)  # doctest: +SKIP
+        >>> study = load_study("digits-mlp", storage=url)  # doctest: +SKIP
+        >>> RayLauncher(study=study, storage_url=url, cluster=cluster,
+        ...             data_dir=Path.cwd()).run()  # doctest: +SKIP
         []
     """
 

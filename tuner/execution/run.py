@@ -82,9 +82,11 @@ def prepare_run(
     ``strategy`` (flat or staged) overrides the spec's.
 
     Example:
+        >>> from tuner.specs.spec import load_spec
         >>> prepared = prepare_run(load_spec("studies/digits-mlp.yaml"),
-        ...                        storage_url="sqlite:///tuner.db", n_trials=10)
-        >>> execute(prepared)
+        ...                        storage_url="sqlite:///new.db", n_trials=10)
+        >>> prepared.study.study_name, prepared.to_run         # nothing has run yet
+        ('digits-mlp', 10)
     """
     spec = resolved.spec
     if resume and overwrite:
@@ -170,8 +172,11 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
     the working directory).
 
     Example:
-        >>> prepared = join_study("postgresql://tuner@db/tuner", "digits-mlp")
+        >>> prepared = join_study("sqlite:///tuner.db", "digits-mlp")
+        >>> prepared.to_run                  # trials of its budget still to start
+        0
         >>> run_worker(prepared.study, prepared.objective)
+        WorkerOutcome(reason='drained', trials=0)
     """
     storage = open_storage(storage_url)
     if not study_exists(storage, study_name):
@@ -287,8 +292,12 @@ def execute(
     (SIGTERM) propagate after the running trial is marked failed.
 
     Example:
-        >>> execute(prepare_run(resolved, storage_url="sqlite:///tuner.db")).reason
-        'drained'
+        >>> from tuner.specs.spec import load_spec
+        >>> resolved = load_spec("studies/digits-mlp.yaml")
+        >>> prepared = prepare_run(resolved, storage_url="sqlite:///new.db", n_trials=1,
+        ...                        dataset=dataset)         # 300 rows of it: quick
+        >>> execute(prepared)
+        WorkerOutcome(reason='drained', trials=1)
     """
     if prepared.to_run is None and timeout is None:
         raise SpecError("a study needs a budget: give n_trials, a timeout, or both")

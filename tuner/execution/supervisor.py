@@ -118,9 +118,13 @@ class Supervisor:
     failed and re-queued within the grace period even when every other worker is busy.
 
     Example:
-        >>> sup = Supervisor(study=study, storage_url=url, slots=[None] * 4, threads=1,
+        >>> from tuner.storage import open_storage       # with heartbeats: it reaps
+        >>> url = "sqlite:///tuner.db"
+        >>> study = optuna.load_study(study_name="digits-mlp", storage=open_storage(url))
+        >>> sup = Supervisor(study=study, storage_url=url, slots=[None], threads=1,
         ...                  data_dir=Path.cwd())
         >>> sup.run()   # [] when every worker finished cleanly
+        []
     """
 
     study: optuna.Study

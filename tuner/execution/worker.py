@@ -115,8 +115,9 @@ def run_worker(
     reason ``interrupted`` and raises ``KeyboardInterrupt``.
 
     Example:
-        >>> prepared = join_study("postgresql://tuner@db/tuner", "digits-mlp")
-        >>> run_worker(prepared.study, prepared.objective).reason
+        >>> from tuner.execution.run import join_study
+        >>> prepared = join_study("sqlite:///tuner.db", "digits-mlp")
+        >>> run_worker(prepared.study, prepared.objective).reason    # its 12 trials are done
         'drained'
     """
     done = 0

@@ -47,8 +47,8 @@ def copy_study(url: str, name: str, *, to_url: str, to_name: str | None = None) 
     """Copy a study with its trials and attributes to another storage; return its new name.
 
     Example:
-        >>> copy_study("sqlite:///tuner.db", "digits-mlp",
-        ...            to_url="postgresql://postgres@127.0.0.1/tuner")
+        >>> copy_study("sqlite:///tuner.db", "digits-mlp", to_url="sqlite:///archive.db")
+        'digits-mlp'
     """
     storage = open_storage(url, heartbeat=False, create=False)
     load_study(name, storage=storage)
@@ -117,6 +117,7 @@ def study_overview(url: str, name: str) -> StudyOverview:
 
     Example:
         >>> study_overview("sqlite:///tuner.db", "digits-mlp").best_params
+        {'learning_rate': 0.001}
     """
     with read_connection(url) as conn:
         study = _one_study(conn, name, url)
@@ -216,8 +217,11 @@ def trial_rows(
     come last. Only the trials shown have their parameters read.
 
     Example:
-        >>> trial_rows("sqlite:///tuner.db", "digits-mlp", state="complete", sort="value",
-        ...            limit=5)
+        >>> rows = trial_rows("sqlite:///tuner.db", "digits-mlp", state="complete",
+        ...                   sort="value", limit=5)
+        >>> rows[0]
+        {'number': 0, 'state': 'complete', 'value': 0.95..., 'epochs': 15, 'seconds': ...,
+         'fail_reason': None, 'params': {'learning_rate': 0.001}}
     """
     with read_connection(url) as conn:
         study = _one_study(conn, name, url)

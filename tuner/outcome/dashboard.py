@@ -56,7 +56,9 @@ def make_dashboard(
 
     Example:
         >>> server = make_dashboard("sqlite:///tuner.db", port=0, artifact_dir=None)
-        >>> server.server_port
+        >>> server.server_port > 0
+        True
+        >>> server.server_close()
     """
     import optuna_dashboard
     from optuna.artifacts import FileSystemArtifactStore
@@ -87,8 +89,15 @@ def guarded(app: WSGIApp, *, hosts: Iterable[str], allow_writes: bool) -> WSGIAp
     address in the Host header is safe: DNS rebinding needs a name the attacker controls.
 
     Example:
+        >>> import optuna_dashboard
+        >>> from wsgiref.util import setup_testing_defaults
+        >>> storage = open_storage("sqlite:///tuner.db", heartbeat=False)
         >>> app = guarded(optuna_dashboard.wsgi(storage), hosts={"127.0.0.1"},
         ...               allow_writes=False)
+        >>> request = {"HTTP_HOST": "attacker.example"}   # a rebound DNS name
+        >>> setup_testing_defaults(request)
+        >>> body = app(request, lambda status, headers: print(status))
+        403 Forbidden
     """
     names = {_hostname(h) for h in (*hosts, *LOOPBACK)}
 

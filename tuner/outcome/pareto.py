@@ -75,8 +75,9 @@ def pareto_front(study: optuna.Study) -> list[FrontTrial]:
     """The study's Pareto front, best on the primary objective first.
 
     Example:
+        >>> study = optuna.load_study(study_name="digits-size", storage="sqlite:///tuner.db")
         >>> [(t.number, t.values) for t in pareto_front(study)]
-        [(4, {'val_accuracy': 0.97, 'n_params': 52874.0}), (2, {...})]
+        [(0, {'val_accuracy': 0.95..., 'n_params': 25866.0}), (..., {...}), ...]
     """
     objectives = objectives_of(study)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
@@ -102,9 +103,11 @@ def choose(
     no trial of the front meets ``pick``.
 
     Example:
-        >>> choose(pareto_front(study), objectives=objectives_of(study),
-        ...        pick="n_params<=1e5").number
-        7
+        >>> study = optuna.load_study(study_name="digits-size", storage="sqlite:///tuner.db")
+        >>> chosen = choose(pareto_front(study), objectives=objectives_of(study),
+        ...                 pick="n_params<=1e4")
+        >>> chosen.values["n_params"] <= 1e4, chosen.values["val_accuracy"]
+        (True, 0...)
     """
     if not front:
         raise NoCompletedTrialError("the study has no complete, feasible trial to choose from")

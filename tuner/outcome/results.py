@@ -43,8 +43,13 @@ class TuneResult:
     :class:`~tuner.errors.MultiObjectiveError`.
 
     Example:
-        >>> result = tuner.tune("studies/digits-size.yaml")
+        >>> study = optuna.load_study(study_name="digits-size", storage="sqlite:///tuner.db")
+        >>> result = summarize(study, storage_url="sqlite:///tuner.db")   # as tune() returns
         >>> [(t.number, t.values) for t in result.pareto]
+        [(0, {'val_accuracy': 0.95..., 'n_params': 25866.0}), (..., {...}), ...]
+        >>> result.best_value
+        Traceback (most recent call last):
+        tuner.errors.MultiObjectiveError: ...
     """
 
     study: optuna.Study

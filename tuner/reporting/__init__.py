@@ -134,6 +134,9 @@ def report(
     Example:
         >>> data = report("digits-mlp", storage="sqlite:///tuner.db",
         ...               path="digits-mlp-report.html")
+        >>> data["importance"]["message"]
+        'importance needs at least 64 complete trials (4 per searched parameter, ...'
+        >>> data = report(staged_study, path="staged-report.html")
         >>> data["importance"]["params"][0]["name"]
         'learning_rate'
     """

@@ -96,7 +96,7 @@ def measure_importance(
         ReportError: The study is multi-objective, or an option is out of range.
 
     Example:
-        >>> result = measure_importance(study, n_bootstrap=10)
+        >>> result = measure_importance(staged_study, n_bootstrap=10)
         >>> [p["name"] for p in result["params"][:2]]
         ['learning_rate', 'log2_batch_size']
     """

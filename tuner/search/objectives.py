@@ -32,6 +32,7 @@ def objective_names(study: optuna.Study) -> list[str]:
     """One name per objective: Optuna's metric names, else the spec's, else ``objective_k``.
 
     Example:
+        >>> study = optuna.load_study(study_name="digits-size", storage="sqlite:///tuner.db")
         >>> objective_names(study)
         ['val_accuracy', 'n_params']
     """
@@ -78,8 +79,12 @@ def one_objective(study: optuna.Study, index: int) -> optuna.Study:
     ``study.directions[0]``, the wrong side for a second objective maximized.
 
     Example:
+        >>> study = optuna.load_study(study_name="digits-size", storage="sqlite:///tuner.db")
         >>> size_study = one_objective(study, 1)
-        >>> size_study.best_trial.value       # the smallest feasible n_params
+        >>> size_study.direction, size_study.metric_names
+        (<StudyDirection.MINIMIZE: 1>, ['n_params'])
+        >>> size_study.best_value == min(t.values[1] for t in study.trials if t.values)
+        True
     """
     names = objective_names(study)
     verbosity = optuna.logging.get_verbosity()

@@ -29,7 +29,10 @@ def make_sampler(
     (all by default): explicit ``grid`` lists, categoricals, ints and stepped floats.
 
     Example:
-        >>> make_sampler("grid", {}, seed=0, space=space, searched=["optimizer", "layers"])
+        >>> sampler = make_sampler("grid", {}, seed=0, space=space,
+        ...                        searched=["optimizer", "layers"])
+        >>> type(sampler).__name__
+        'GridSampler'
     """
     _check_installed(name)
     samplers = optuna.samplers

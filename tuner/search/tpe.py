@@ -31,6 +31,9 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
     Example:
         >>> sampler = BoundedTPESampler(seed=0, max_above_trials=500)
         >>> study = optuna.create_study(sampler=sampler)
+        >>> study.optimize(lambda trial: trial.suggest_float("x", 0, 1) ** 2, n_trials=20)
+        >>> study.best_value < 0.05
+        True
     """
 
     def __init__(self, *, max_above_trials: int = MAX_ABOVE_TRIALS, **options: Any) -> None:
@@ -56,7 +59,9 @@ def thinned(trials: list[FrozenTrial], *, keep: int) -> list[FrozenTrial]:
     finished one counted back from the newest.
 
     Example:
-        >>> [t.number for t in thinned(study.trials, keep=4)]   # 10 finished trials
+        >>> study = optuna.create_study()
+        >>> study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=10)
+        >>> [t.number for t in thinned(study.trials, keep=4)]
         [0, 3, 6, 9]
     """
     running = [t for t in trials if t.state == TrialState.RUNNING]

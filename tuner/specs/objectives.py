@@ -98,7 +98,7 @@ def objective_problems(
     Example:
         >>> objective_problems([MetricSpec(name="n_params", direction="minimize")],
         ...                    sampler="tpe", strategy="flat", has_builder=False)
-        ['metrics: at least one objective must be a validation metric (val_*) ...']
+        ['metrics: at least one objective must be a validation metric (val_*), e.g. ...']
     """
     names = [m.name for m in metrics]
     problems = measure_problems(names, where="metrics", has_builder=has_builder)

@@ -233,7 +233,7 @@ class ParamDef(BaseModel):
         Example:
             >>> ParamDef(type="int", low=0, high=5, tier=4, default=0,
             ...          below_max_epochs=True).within_epochs(3).high
-            2.0
+            2
         """
         if not self.below_max_epochs or self.low is None or self.high is None:
             return self

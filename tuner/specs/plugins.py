@@ -21,8 +21,12 @@ def import_function(
     ``search_dirs`` (the spec's folder) are searched first, then the working directory.
 
     Example:
+        >>> from tuner.errors import SpecError
+        >>> _ = Path("studies/models.py").write_text("def build(params): return None")
         >>> build = import_function("models:build", error=SpecError, what="model.builder",
         ...                         search_dirs=[Path("studies")])
+        >>> build.__module__, build.__name__
+        ('models', 'build')
     """
     module_name, sep, func_name = ref.partition(":")
     if not (sep and module_name and func_name):

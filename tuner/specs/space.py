@@ -97,7 +97,12 @@ class SearchSpace(BaseModel):
 
         Example:
             >>> space = load_space("search_spaces/importance-ranked.yaml")
+            >>> trial = optuna.create_study().ask()
             >>> params = space.suggest(trial, tiers={1, 2})
+            >>> sorted(trial.params)          # searched: tiers 1 and 2, where active
+            ['learning_rate', 'log2_batch_size', 'units']
+            >>> params["optimizer"], params["batch_size"] == 2 ** trial.params["log2_batch_size"]
+            ('adam', True)
         """
         fixed = fixed or {}
         searched = set(self.searched(tiers=tiers, fixed=fixed))

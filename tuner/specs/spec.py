@@ -239,6 +239,7 @@ def check_objectives(spec: StudySpec) -> None:
     """Refuse objectives that do not fit the spec's sampler and strategy (after an override).
 
     Example:
+        >>> spec = load_spec("studies/digits-size.yaml").spec     # two objectives
         >>> check_objectives(spec.model_copy(update={"strategy": StrategySpec(name="staged")}))
         Traceback (most recent call last):
         tuner.errors.SpecError: strategy: staged decides each stage from importance ...

@@ -103,6 +103,7 @@ def open_storage(
     Example:
         >>> storage = open_storage("sqlite:///tuner.db")
         >>> [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        ['digits-mlp', 'digits-size']
     """
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
@@ -160,7 +161,7 @@ def check_storage_url(url: str, *, write: bool = True) -> Any:
     Example:
         >>> check_storage_url("sqlite:///:memory:")
         Traceback (most recent call last):
-        tuner.errors.UnusableStorageError: the storage is an in-memory SQLite database ...
+        tuner.errors.UnusableStorageError: the storage is an in-memory SQLite database: ...
     """
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -238,6 +239,8 @@ def load_study(name: str, *, storage: str | optuna.storages.BaseStorage) -> optu
 
     Example:
         >>> study = load_study("digits-mlp", storage="sqlite:///tuner.db")
+        >>> study.direction
+        <StudyDirection.MAXIMIZE: 2>
     """
     opened = (
         open_storage(storage, heartbeat=False, create=False)

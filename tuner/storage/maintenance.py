@@ -52,8 +52,11 @@ def diagnose(url: str, *, workers: int = 1) -> Diagnosis:
     """Backend, schema version, connection budget for ``workers``, stale RUNNING trials.
 
     Example:
-        >>> diagnose("postgresql://tuner@db/tuner", workers=8).warnings
-        []
+        >>> diagnose("sqlite:///tuner.db", workers=8).warnings
+        ['SQLite is for one machine and a few workers: ... use PostgreSQL ...']
+        >>> found = diagnose("postgresql://postgres@127.0.0.1:5432/postgres", workers=2)
+        >>> found.backend, found.warnings
+        ('postgresql', [])
     """
     storage = open_storage(url, check_schema=False)
     try:
@@ -156,8 +159,12 @@ def mask_secrets(url: str, *, study_name: str | None = None) -> dict[str, list[s
     the attributes rewritten per study.
 
     Example:
-        >>> mask_secrets("postgresql://tuner@db/tuner")
+        >>> old = optuna.load_study(study_name="digits-mlp", storage="sqlite:///tuner.db")
+        >>> old.set_user_attr("tuner_spec", {"storage": "postgresql://bob:s3cret@db/tuner"})
+        >>> mask_secrets("sqlite:///tuner.db")          # as an older version stored it
         {'digits-mlp': ['tuner_spec']}
+        >>> old.user_attrs["tuner_spec"]
+        {'storage': 'postgresql://bob:***@db/tuner'}
     """
     storage = open_storage(url, heartbeat=False, create=False)
     try:

@@ -55,7 +55,8 @@ def through_outage(call: Callable[[], T], *, patience_s: float | None = None) ->
     connection is the problem, for ``patience_s`` seconds (None: as long as it takes).
 
     Example:
-        >>> through_outage(lambda: study.get_trials(deepcopy=False))
+        >>> len(through_outage(lambda: study.get_trials(deepcopy=False)))
+        12
     """
     deadline = None if patience_s is None else time.monotonic() + patience_s
     delay = 0.5

@@ -67,8 +67,10 @@ def reserve_trials(study: optuna.Study, *, total: int) -> int:
     transaction.
 
     Example:
+        >>> len(study.trials)
+        12
         >>> reserve_trials(study, total=20)   # then start workers anywhere
-        20
+        8
     """
     storage = resilient_storage(study)
     if storage is None:

@@ -36,8 +36,10 @@ def read_connection(url: str) -> Iterator[sqlalchemy.Connection]:
     refused connection gives the same one-line error as every other command.
 
     Example:
+        >>> from tuner.storage.tables import read_studies
         >>> with read_connection("sqlite:///tuner.db") as conn:
-        ...     studies = tuner.storage.tables.read_studies(conn)
+        ...     [s.name for s in read_studies(conn)]
+        ['digits-mlp', 'digits-size']
     """
     parsed = check_storage_url(url, write=False)
     if parsed.get_backend_name() == "sqlite":

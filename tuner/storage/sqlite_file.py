@@ -23,7 +23,11 @@ class SqliteFile:
 
     Example:
         >>> watched = SqliteFile("tuner.db")
-        >>> watched.check()   # raises StorageError once the file is deleted or emptied
+        >>> watched.check()   # the same file, still there: nothing to say
+        >>> Path("tuner.db").unlink()
+        >>> watched.check()
+        Traceback (most recent call last):
+        tuner.errors.StorageError: the study's database file tuner.db was deleted while ...
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -58,9 +62,10 @@ def check_sqlite_target(parsed: Any, *, write: bool) -> None:
     and ``-shm`` files, fails at the first write; ``write`` asks for that check too.
 
     Example:
+        >>> from sqlalchemy.engine import make_url
         >>> check_sqlite_target(make_url("sqlite:///:memory:"), write=True)
         Traceback (most recent call last):
-        tuner.errors.UnusableStorageError: the storage is an in-memory SQLite database ...
+        tuner.errors.UnusableStorageError: the storage is an in-memory SQLite database: ...
     """
     database = parsed.database or ""
     if database in ("", ":memory:") or parsed.query.get("mode") == "memory":

@@ -126,6 +126,7 @@ def read_studies(conn: sa.Connection, *, name: str | None = None) -> list[StudyF
 
     Example:
         >>> [(s.name, s.n_trials, s.best_value) for s in read_studies(conn)]
+        [('digits-mlp', 12, 0.95...), ('digits-size', 8, None)]
     """
     query = sa.select(STUDIES.c.study_id, STUDIES.c.study_name).order_by(STUDIES.c.study_id)
     if name is not None:
@@ -259,7 +260,10 @@ def read_trials(
     (missing ones left out).
 
     Example:
-        >>> read_trials(conn, study.study_id, states=["complete"], attrs=["seconds"])
+        >>> (study,) = read_studies(conn, name="digits-mlp")
+        >>> read_trials(conn, study.study_id, states=["complete"], attrs=["seconds"])[0]
+        TrialFacts(trial_id=1, number=0, state='complete', values=(0.95...,),
+                   user_attrs={'seconds': ...})
     """
     wanted = [TRIALS.c.study_id == study_id]
     if states is not None:
@@ -303,8 +307,10 @@ def read_params(conn: sa.Connection, trial_ids: Sequence[int]) -> dict[int, dict
     enqueued with (Optuna's ``fixed_params`` system attribute), as the queue will use.
 
     Example:
-        >>> read_params(conn, [trial.trial_id])
-        {7: {'learning_rate': 0.01, 'log2_batch_size': 6}}
+        >>> (study,) = read_studies(conn, name="digits-mlp")
+        >>> first = read_trials(conn, study.study_id)[0]
+        >>> read_params(conn, [first.trial_id])
+        {1: {'learning_rate': 0.001}}
     """
     params: dict[int, dict[str, Any]] = {trial_id: {} for trial_id in trial_ids}
     for chunk in _chunks(list(trial_ids)):

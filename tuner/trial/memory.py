@@ -38,8 +38,15 @@ def long_lived_frozen() -> Iterator[Callable[[Any, Any], None]]:
     process that froze objects itself is left as it is.
 
     Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
         >>> with long_lived_frozen() as refreeze:
-        ...     study.optimize(objective, n_trials=20, callbacks=[refreeze])
+        ...     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3,
+        ...                    callbacks=[refreeze])
+        ...     gc.get_freeze_count() > 0
+        True
+        >>> gc.get_freeze_count()              # unfrozen on leaving
+        0
     """
     if gc.get_freeze_count():
         yield lambda study, trial: None

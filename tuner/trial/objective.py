@@ -54,8 +54,13 @@ class KerasObjective:
 
     Example:
         >>> objective = KerasObjective(space=space, dataset=dataset, metric="val_accuracy",
-        ...                            max_epochs=20)
-        >>> study.optimize(objective, n_trials=10, catch=(TrialFailed,))
+        ...                            max_epochs=2, tiers=frozenset({1}))
+        >>> study = optuna.create_study(direction="maximize")
+        >>> study.enqueue_trial({"learning_rate": 1e-3})      # else the sampler picks it
+        >>> study.optimize(objective, n_trials=1, catch=(TrialFailed,))
+        >>> trial = study.trials[0]
+        >>> list(trial.params), trial.user_attrs["epochs"], trial.user_attrs["n_params"]
+        (['learning_rate'], 2, 26122)
     """
 
     space: SearchSpace

@@ -29,6 +29,8 @@ def make_optimizer(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: i
     Example:
         >>> opt = make_optimizer({"optimizer": "nesterov", "learning_rate": 0.01,
         ...                       "momentum": 0.9}, steps_per_epoch=45, epochs=20)
+        >>> type(opt).__name__, opt.nesterov, opt.momentum
+        ('SGD', True, 0.9)
     """
     keras = import_keras()
     params = with_defaults(params)

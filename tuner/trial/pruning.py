@@ -58,8 +58,13 @@ def pruning_callback(trial: optuna.Trial, *, monitor: str) -> Any:
     one objective, and a trial behind on ``monitor`` may still be on the Pareto front.
 
     Example:
-        >>> model.fit(x, y, validation_data=val, callbacks=[pruning_callback(trial,
-        ...           monitor="val_accuracy")])
+        >>> trial = optuna.create_study(direction="maximize").ask()
+        >>> model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        >>> history = model.fit(dataset.x_train, dataset.y_train, epochs=2, verbose=0,
+        ...                     validation_data=(dataset.x_val, dataset.y_val),
+        ...                     callbacks=[pruning_callback(trial, monitor="val_accuracy")])
+        >>> sorted(trial.study.trials[0].intermediate_values)     # one value per epoch
+        [0, 1]
     """
     keras = import_keras()
     several = len(trial.study.directions) > 1

@@ -60,6 +60,8 @@ def make_strategy(
     Example:
         >>> strategy = make_strategy("staged", {"budget": [1, 2]}, space=space, n_trials=60,
         ...                          tiers={1, 2})
+        >>> [(stage.tiers, stage.start, stage.end) for stage in strategy.plan]
+        [([1], 0, 20), ([1, 2], 20, None)]
     """
     fixed = dict(fixed or {})
     if name == "flat":
@@ -96,8 +98,11 @@ def stage_decisions(
     them more cheaply) spares reading every trial.
 
     Example:
-        >>> for row in stage_decisions(study):
+        >>> for row in stage_decisions(staged_study):
         ...     print(row["stage"], row["tiers"], row["frozen"], row["narrowed"])
+        1 [1] {} {}
+        2 [1, 2] {} {}
+        3 [1, 2, 3] {} {'learning_rate': [0.000193..., 0.00193...]}
     """
     attrs = study.user_attrs
     recorded = attrs.get(records.STRATEGY) or {}

@@ -117,8 +117,8 @@ def narrow_range(param: ParamDef, best: Sequence[Any], options: StagedOptions) -
     ``min_width`` of the declared span; ints and stepped floats snap outward to their grid.
 
     Example:
-        >>> narrow_range(space.parameters["learning_rate"], [1e-3, 3e-3, 2e-3], options)
-        [0.000316..., 0.00948...]
+        >>> narrow_range(space.parameters["learning_rate"], [1e-3, 3e-3, 2e-3], StagedOptions())
+        [0.000410..., 0.00730...]
     """
     dist = param.distribution()
     assert isinstance(

@@ -15,8 +15,9 @@ def stage_cells(row: Mapping[str, Any]) -> dict[str, str]:
     """One stage as short texts keyed by :data:`STAGE_COLUMNS`.
 
     Example:
-        >>> stage_cells(stage_decisions(study)[1])["frozen"]
-        'z=0.7742'
+        >>> from tuner.search.strategy import stage_decisions
+        >>> stage_cells(stage_decisions(staged_study)[2])["narrowed"]
+        'learning_rate to [...]'
     """
     return {
         "stage": str(row["stage"]),

@@ -31,9 +31,11 @@ class FlatStrategy:
     """All selected tiers at once, the rest at their defaults: plain Optuna.
 
     Example:
-        >>> strategy = FlatStrategy(space=space)
+        >>> strategy = FlatStrategy(space=space, tiers=frozenset({1}))
+        >>> study = optuna.create_study()
         >>> strategy.prepare(study)
-        >>> params = strategy.suggest(trial)
+        >>> strategy.suggest(study.ask())        # tier 1 searched, the rest at defaults
+        {'optimizer': 'adam', 'learning_rate': ..., 'momentum': 0.9, 'batch_size': 32, ...}
     """
 
     space: SearchSpace

@@ -47,9 +47,15 @@ class StagedStrategy:
     """Search tier by tier in one study; freeze and narrow at each stage boundary.
 
     Example:
-        >>> strategy = StagedStrategy(space=space, n_trials=100)
+        >>> import math
+        >>> def f(params):
+        ...     return (math.log10(params["learning_rate"]) + 3) ** 2
+        >>> strategy = StagedStrategy(space=space, n_trials=30)
+        >>> study = optuna.create_study()
         >>> strategy.prepare(study)
-        >>> study.optimize(lambda trial: f(strategy.suggest(trial)), n_trials=100)
+        >>> study.optimize(lambda trial: f(strategy.suggest(trial)), n_trials=30)
+        >>> [trial.user_attrs["stage"] for trial in study.trials]
+        [1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]
     """
 
     space: SearchSpace
