@@ -30,6 +30,7 @@ from tuner.specs.objectives import LimitSpec, constraint_values, violations
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
 from tuner.trial.data import Dataset
+from tuner.trial.epoch_reports import epoch_reports
 from tuner.trial.measures import PeakMemory, epoch_seconds, process_peak_rss_mb
 from tuner.trial.memory import release_keras_memory
 from tuner.trial.models import Builder
@@ -81,7 +82,7 @@ class KerasObjective:
         measured: dict[str, float] = {}
         peak = PeakMemory()
         try:
-            with peak:
+            with peak, epoch_reports(trial) as reports:
                 if self.strategy is not None:
                     params = self.strategy.suggest(trial)
                 else:
@@ -101,7 +102,7 @@ class KerasObjective:
                     xla=self.xla,
                     latency_batch_size=self.latency_batch_size,
                     before_fit=lambda known: self._check_before_training(trial, known, measured),
-                    callbacks=[pruning_callback(trial, monitor=self.metric)],
+                    callbacks=[pruning_callback(reports, monitor=self.metric)],
                 )
             measured.update(result.measures)
             measured.update(_after_training(guard, peak))
