@@ -8,6 +8,7 @@ pruner stop it. Cheap functions make benchmarks and tests of the strategies fast
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -209,6 +210,7 @@ def tune(
     metrics: Sequence[Mapping[str, str]] | None = None,
     constraints: Mapping[str, Mapping[str, float]] | None = None,
     max_epochs: int | None = None,
+    training: Mapping[str, Any] | None = None,
     n_trials: int | None = None,
     timeout: float | None = None,
     storage: str | None = None,
@@ -239,6 +241,11 @@ def tune(
     {"max": 2e5}}``) makes trials outside the limits infeasible: never best, never on the
     front, and pruned before training when the limit is known then.
 
+    ``training`` sets keys of the spec's ``training`` section, e.g. the GPU settings
+    ``{"mixed_precision": True, "jit_compile": "auto", "memory_growth": True,
+    "gpu_memory_limit_mb": 4096}`` (recorded on the study; ignored on a CPU, with one
+    logged line).
+
     Example:
         >>> import tuner
         >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=20)
@@ -252,12 +259,15 @@ def tune(
         ...                              {"name": "n_params", "direction": "minimize"}],
         ...                     constraints={"latency_ms": {"max": 5}})
         >>> [(t.number, t.values) for t in result.pareto]
+        >>> result = tuner.tune("studies/digits-mlp.yaml", training={"mixed_precision": True})
     """
-    from tuner.execution.run import execute, prepare_run
+    from tuner.execution.run import execute, gpu_options, prepare_run
+    from tuner.execution.supervisor import detect_gpus
     from tuner.outcome.results import summarize
     from tuner.specs.spec import load_spec, resolve_spec
     from tuner.storage import resolve_storage_url
     from tuner.trial.data import dataset_from_arrays
+    from tuner.trial.keras_env import gpu_notice
 
     tier_text = (
         ",".join(map(str, tiers)) if tiers is not None and not isinstance(tiers, str) else tiers
@@ -281,6 +291,7 @@ def tune(
         metrics=metrics,
         constraints=constraints,
         max_epochs=max_epochs,
+        training=training,
         sampler=sampler,
         pruner=pruner,
         strategy=strategy,
@@ -304,6 +315,9 @@ def tune(
         dataset=dataset,
         builder=build_model,
     )
+    notice = gpu_notice(gpu_options(resolved.spec.training), has_gpu=bool(detect_gpus()))
+    if notice:
+        logging.getLogger("tuner").warning("Note: %s.", notice)
     execute(prepared, timeout=timeout, callbacks=list(callbacks))
     return summarize(prepared.study, storage_url=url)
 
@@ -338,6 +352,8 @@ def _apply_overrides(raw: dict[str, Any], *, builder: Any, **values: Any) -> Non
     for key in ("metric", "direction"):
         if values[key] is not None:
             raw[key] = values[key]
+    if values["training"] is not None:
+        raw.setdefault("training", {}).update(values["training"])
     if values["max_epochs"] is not None:
         raw.setdefault("training", {})["max_epochs"] = values["max_epochs"]
     for key in ("sampler", "pruner", "strategy"):

@@ -31,7 +31,13 @@ from tuner.search.samplers import make_pruner, make_sampler
 from tuner.search.strategy import Strategy, make_strategy
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
-from tuner.specs.spec import ResolvedSpec, StrategySpec, check_objectives, resolve_spec
+from tuner.specs.spec import (
+    ResolvedSpec,
+    StrategySpec,
+    TrainingSpec,
+    check_objectives,
+    resolve_spec,
+)
 from tuner.storage import mask_url, open_storage, study_exists
 from tuner.storage.queue import (
     FINISHED,
@@ -40,6 +46,7 @@ from tuner.storage.queue import (
     resilient_storage,
 )
 from tuner.trial.data import Dataset, load_dataset
+from tuner.trial.keras_env import GpuOptions
 from tuner.trial.memory import long_lived_frozen
 from tuner.trial.models import Builder
 from tuner.trial.objective import KerasObjective
@@ -244,12 +251,21 @@ def _objective(
         seed=seed,
         tiers=resolved.tiers,
         fixed=spec.space.fixed,
-        mixed_precision=spec.training.mixed_precision,
-        xla=spec.training.xla,
+        gpu=gpu_options(spec.training),
         strategy=search,
         metrics=[m.name for m in spec.metrics],
         constraints=spec.constraints,
         latency_batch_size=spec.training.latency_batch_size,
+    )
+
+
+def gpu_options(training: TrainingSpec) -> GpuOptions:
+    """The spec's GPU settings, as the trials apply them."""
+    return GpuOptions(
+        mixed_precision=training.mixed_precision,
+        jit_compile=training.jit_compile,
+        memory_growth=training.memory_growth,
+        memory_limit_mb=training.gpu_memory_limit_mb,
     )
 
 

@@ -31,6 +31,7 @@ from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
 from tuner.trial.data import Dataset
 from tuner.trial.epoch_reports import epoch_reports
+from tuner.trial.keras_env import GpuOptions
 from tuner.trial.measures import PeakMemory, epoch_seconds, process_peak_rss_mb
 from tuner.trial.memory import release_keras_memory
 from tuner.trial.models import Builder
@@ -69,8 +70,7 @@ class KerasObjective:
     seed: int = 0
     tiers: frozenset[int] = ALL_TIERS
     fixed: Mapping[str, Any] = field(default_factory=dict)
-    mixed_precision: bool = False
-    xla: bool | None = None
+    gpu: GpuOptions = field(default_factory=GpuOptions)  # ignored on a CPU
     strategy: Strategy | None = None  # None: flat over ``tiers`` with ``fixed``
     metrics: Sequence[str] = ()  # the objectives' measures; () = (metric,)
     constraints: Mapping[str, LimitSpec] = field(default_factory=dict)
@@ -78,6 +78,7 @@ class KerasObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         trial.set_user_attr(records.WORKER, WORKER_ID)
+        gpu = self.gpu.apply()  # before PeakMemory, whose device query sets the GPU up
         guard = divergence_guard()
         measured: dict[str, float] = {}
         peak = PeakMemory()
@@ -98,8 +99,8 @@ class KerasObjective:
                     loss=self.loss,
                     seed=seed,
                     guard=guard,
-                    mixed_precision=self.mixed_precision,
-                    xla=self.xla,
+                    mixed_precision=gpu.mixed_precision,
+                    jit_compile=gpu.jit_compile,
                     latency_batch_size=self.latency_batch_size,
                     before_fit=lambda known: self._check_before_training(trial, known, measured),
                     callbacks=[pruning_callback(reports, monitor=self.metric)],
