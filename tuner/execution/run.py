@@ -275,10 +275,12 @@ def execute(
     timeout: float | None = None,
     callbacks: Sequence[TrialCallback] = (),
     max_trials: int | None = None,
+    replaceable: bool = False,
 ) -> WorkerOutcome:
     """Run the study's remaining trials here, through the one trial loop; one trial's
     failure never stops the study. ``max_trials`` ends this call after that many trials
-    (a worker recycled for its memory), ``timeout`` after that many seconds.
+    (a worker recycled for its memory), ``timeout`` after that many seconds;
+    ``replaceable`` ends it after a trial out of memory (a supervisor starts a fresh process).
 
     Raises :class:`~tuner.errors.StudyStopped` when the circuit breaker trips;
     ``KeyboardInterrupt`` (Ctrl-C) and :class:`~tuner.execution.signals.WorkerTerminated`
@@ -299,6 +301,7 @@ def execute(
             max_trials=max_trials,
             deadline=None if timeout is None else time.monotonic() + timeout,
             spend=prepared.to_run is not None,
+            replaceable=replaceable,
         )
     storage = resilient_storage(prepared.study)
     if storage is not None:

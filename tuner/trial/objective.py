@@ -43,6 +43,7 @@ class TrialFailed(Exception):
     """This trial failed for a reason that concerns it alone; the reason is on the trial."""
 
 
+OUT_OF_MEMORY = "out of memory"  # the fail reason; the trial loop recycles the process
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -175,12 +176,28 @@ def _after_training(guard: Any, peak: PeakMemory) -> dict[str, float]:
     return {name: value for name, value in late.items() if value is not None}
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means the device ran out of memory: TensorFlow's
+    ``ResourceExhaustedError`` (a too-large model or batch; on a GPU or a CPU), Python's
+    ``MemoryError``, or either under the error Keras or a user's builder raised from it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen).lower()
+        kind = type(seen).__name__
+        if kind in ("ResourceExhaustedError", "MemoryError") or "out of memory" in text:
+            return True
+        if "oom when allocating" in text:  # TensorFlow's message, whatever wraps it
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def failure_reason(exc: BaseException) -> str:
     """A short reason for a trial's failure, as stored and shown to users."""
     if isinstance(exc, Diverged):
         return "diverged"
+    if out_of_memory(exc):
+        return OUT_OF_MEMORY
     name = type(exc).__name__
-    if name == "ResourceExhaustedError" or "out of memory" in str(exc).lower():
-        return "out of memory"
     first_line = (str(exc).strip().splitlines() or [""])[0][:300]
     return f"{name}: {first_line}" if first_line else name
