@@ -15,8 +15,8 @@ GPU machines are lent now and then for minutes, so every GPU path is checked in 
 5. recycling: ``--recycle-after 1`` runs each trial in a fresh process, and the GPU memory
    in use after the run is back where it was before.
 
-``--dry-run`` runs every step on the CPU with tiny sizes (``--workers K`` in place of
-``--gpus``), in about 2 minutes on an idle 2-core machine: the test suite runs it so the
+``--dry-run`` runs every step on the CPU with tiny sizes (8x8 images, ``--workers K`` for
+``--gpus``), in a few minutes on a 2-core machine: the test suite runs it so the
 script cannot rot. Run: ``python benchmarks/gpu_check.py [--dry-run] [--out table.txt]``.
 """
 
@@ -66,11 +66,12 @@ class Sizes:
     epochs: int
     digits_rows: int | None
     cnn_rows: int
+    cnn_side: int  # 32: CIFAR-sized; smaller on a CPU, where float16 convolutions crawl
     timeout_s: int  # per tuner run
 
 
-FULL = Sizes(trials=8, epochs=5, digits_rows=None, cnn_rows=8000, timeout_s=150)
-DRY = Sizes(trials=2, epochs=1, digits_rows=200, cnn_rows=200, timeout_s=120)
+FULL = Sizes(trials=8, epochs=5, digits_rows=None, cnn_rows=8000, cnn_side=32, timeout_s=150)
+DRY = Sizes(trials=2, epochs=1, digits_rows=200, cnn_rows=200, cnn_side=8, timeout_s=240)
 
 
 class Table:
@@ -217,11 +218,11 @@ def check_devices(table: Table) -> bool:
     return bool(gpus)
 
 
-def cnn_arrays(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-sized images whose class is learnable (brightness of a quadrant, in deciles)."""
+def cnn_arrays(rows: int, *, side: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images (side x side x 3) whose class is learnable (a quadrant's brightness, deciles)."""
     rng = np.random.default_rng(seed)
-    x = rng.random((rows, 32, 32, 3), dtype=np.float32)
-    score = x[:, :16, :16, 0].mean(axis=(1, 2))
+    x = rng.random((rows, side, side, 3), dtype=np.float32)
+    score = x[:, : side // 2, : side // 2, 0].mean(axis=(1, 2))
     y = np.searchsorted(np.quantile(score, np.linspace(0.1, 0.9, 9)), score)
     return x, y.astype("int64")
 
@@ -246,14 +247,20 @@ def check_throughput(table: Table, tmp: Path, *, sizes: Sizes, dry: bool, cnn_fi
                     "trials/hour", f"{model}, {per_gpu}/GPU", f"FAILED: {_last_line(done.stderr)}"
                 )
                 continue
-            complete = sum(t.state.name == "COMPLETE" for t in trials_of(tmp / f"{name}.db", name))
+            trials = trials_of(tmp / f"{name}.db", name)
+            complete = sum(t.state.name == "COMPLETE" for t in trials)
+            others = [
+                f"{t.state.name} {t.user_attrs.get('fail_reason', '')}".strip()
+                for t in trials
+                if t.state.name != "COMPLETE"
+            ]
             per_hour = complete / wall * 3600
             one = one or per_hour
             table.add(
                 "trials/hour",
                 f"{model}, {per_gpu}/GPU",
                 f"{per_hour:.0f} ({complete} trials in {wall:.1f} s; x{per_hour / one:.2f} of "
-                f"1/GPU); {gpu.summary()}",
+                f"1/GPU); {gpu.summary()}{'; NOT OK: ' + ', '.join(others) if others else ''}",
             )
 
 
@@ -398,7 +405,7 @@ def main() -> None:
                 file=sys.stderr,
             )
             raise SystemExit(2)
-        cnn = cnn_arrays(sizes.cnn_rows)
+        cnn = cnn_arrays(sizes.cnn_rows, side=sizes.cnn_side)
         np.savez(tmp / "cifar_sized.npz", x=cnn[0], y=cnn[1])
         check_throughput(
             table, tmp, sizes=sizes, dry=args.dry_run, cnn_file=tmp / "cifar_sized.npz"

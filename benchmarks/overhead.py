@@ -241,16 +241,16 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
 def _report(times: dict[str, list[float]], phases: dict[str, dict[str, list[float]]]) -> None:
     bare = times["bare-keras"]
     print(
-        f"{'contender':<15} {'median s':>8} {'ratio':>6} {'q1':>6} {'q3':>6} {'min':>6} {'max':>6}"
+        f"{'contender':<19} {'median s':>8} {'ratio':>6} {'q1':>6} {'q3':>6} {'min':>6} {'max':>6}"
     )
-    print(f"{'bare-keras':<15} {statistics.median(bare):>8.2f} {1:>6.3f}")
+    print(f"{'bare-keras':<19} {statistics.median(bare):>8.2f} {1:>6.3f}")
     for name, values in times.items():
         if name == "bare-keras":
             continue
         ratios = [t / b for t, b in zip(values, bare, strict=True)]
         q1, med, q3 = _quartiles(ratios)
         print(
-            f"{name:<15} {statistics.median(values):>8.2f} {med:>6.3f} {q1:>6.3f} {q3:>6.3f} "
+            f"{name:<19} {statistics.median(values):>8.2f} {med:>6.3f} {q1:>6.3f} {q3:>6.3f} "
             f"{min(ratios):>6.3f} {max(ratios):>6.3f}"
         )
     print(
@@ -264,7 +264,7 @@ def _report(times: dict[str, list[float]], phases: dict[str, dict[str, list[floa
             [o / b for o, b in zip(spans["own"], times["bare-keras"], strict=True)]
         )
         print(
-            f"{name:<15} {ms['train']:>7.0f} | {ms['storage']:>7.0f} ({calls:.0f}) | "
+            f"{name:<19} {ms['train']:>7.0f} | {ms['storage']:>7.0f} ({calls:.0f}) | "
             f"{ms['epochs']:>5.0f} | {ms['release']:>5.0f} | {ms['own']:>5.0f} "
             f"({own:.1f}% of bare) | per epoch {1000 * statistics.median(spans['epoch']):.3f} "
             f"p90 {1000 * statistics.quantiles(spans['epoch'], n=10)[-1]:.3f}"
