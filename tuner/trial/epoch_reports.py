@@ -70,7 +70,7 @@ class EpochReports:
         wrote_report(self.trial, step, value)  # the trial's own copy, as Trial.report keeps
         self._queue.put((step, value))
         if self.several or not could_prune(self.pruner, step=step):
-            return  # Optuna's pruners take one objective
+            return  # Optuna's pruners take one objective; or its settings rule pruning out
         if self._decides_locally:
             others = TrialsView(self.study, self._complete or [])
             pruned = self.pruner.prune(others, own_view(self.trial))
