@@ -9,7 +9,10 @@ shared machine drifts over all of them alike:
 - tuner-sqlite / tuner-postgres: the configuration enqueued into a tuner study and run
   by ``tuner.execution.run.execute``: per-epoch reports, the median pruner's questions (with
   ``n_startup_trials`` so high that it never prunes, so every trial trains fully, yet
-  reads the study as it does in a real run), user attributes, Keras state released.
+  reads the study as it does in a real run), user attributes, Keras state released;
+- tuner-sqlite-sync / tuner-postgres-sync: the same with the per-epoch path of before
+  (Optuna's ``Trial.report`` and ``Trial.should_prune`` on the training thread: a write
+  and a read of the study per epoch), the baseline of ``tuner.trial.epoch_reports``.
 
 Each ``execute`` here runs one trial; the benchmark holds what ``execute`` holds over a
 whole study (``tuner.trial.memory.long_lived_frozen``) across those calls, so that each trial
@@ -18,16 +21,18 @@ is timed as inside one long run. Per-study costs (creating the study) are printe
 Figures, per trial: each contender's median wall time; tuner/bare for each pair (same
 configuration, same round), their median, quartiles and extremes; and where tuner's
 time goes: training (build, compile, fit), storage calls, memory release, and tuner's
-own time (all but training, per-epoch storage calls included). Target: ratio <= 1.05.
-Run: ``python benchmarks/overhead.py [--rounds 5] [--epochs 10]`` (about 6 minutes; the
-PostgreSQL contender is skipped when the server on 127.0.0.1:5432 is not reachable).
+own time (all but training, per-epoch storage calls included); and the training loop's
+time per epoch in the per-epoch callback (median over every epoch of every trial; target
+<= 1 ms). Target: ratio <= 1.05. Run: ``python benchmarks/overhead.py [--rounds 5]
+[--epochs 10]`` (about 10 minutes; the PostgreSQL contenders are skipped when the server
+on 127.0.0.1:5432 is not reachable).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
+import contextlib
 import functools
 import os
 import platform
@@ -35,7 +40,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +116,38 @@ class BareKeras:
         pass
 
 
-class TunerContender:
-    """One study on one storage: each configuration is enqueued, then run by ``execute``."""
+class SynchronousReports:
+    """The per-epoch path of before: a write and, where the pruner could decide, a read
+    of the study, on the training thread (Optuna's own ``report`` and ``should_prune``)."""
 
-    def __init__(self, resolved: Any, dataset: Any, url: str, refreeze: Callable) -> None:
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+
+    def epoch_end(self, value: float, *, step: int) -> None:
+        import optuna
+
+        from tuner.trial.pruning import could_prune
+
+        self.trial.report(value, step=step)
+        if could_prune(self.trial.study.pruner, step=step) and self.trial.should_prune():
+            raise optuna.TrialPruned(f"Trial was pruned at epoch {step}.")
+
+
+@contextlib.contextmanager
+def synchronous_reports(trial: Any) -> Iterator[SynchronousReports]:
+    yield SynchronousReports(trial)
+
+
+class TunerContender:
+    """One study on one storage: each configuration is enqueued, then run by ``execute``
+    (``synchronous``: with the per-epoch path of before)."""
+
+    def __init__(
+        self, resolved: Any, dataset: Any, url: str, refreeze: Callable, *, synchronous: bool
+    ) -> None:
         from tuner.execution.run import prepare_run
 
+        self.synchronous = synchronous
         started = time.perf_counter()
         self.prepared = prepare_run(
             resolved, storage_url=url, dataset=dataset, study_name=f"overhead-{uuid.uuid4().hex}"
@@ -131,10 +162,16 @@ class TunerContender:
         self.prepared.study.enqueue_trial(stored)
 
     def run(self, config: dict[str, Any]) -> None:
+        import tuner.trial.objective
         from tuner.execution.run import execute
 
-        one_trial = dataclasses.replace(self.prepared, total_trials=1, finished_before=0)
-        execute(one_trial, callbacks=[self.refreeze])
+        current = tuner.trial.objective.epoch_reports
+        if self.synchronous:
+            tuner.trial.objective.epoch_reports = synchronous_reports
+        try:
+            execute(self.prepared, callbacks=[self.refreeze], max_trials=1)
+        finally:
+            tuner.trial.objective.epoch_reports = current
 
     def after(self) -> None:
         last = self.prepared.study.trials[-1]
@@ -147,6 +184,7 @@ def _instrument() -> None:
     from optuna.storages._cached_storage import _CachedStorage
 
     import tuner.trial.objective
+    from tuner.trial.epoch_reports import EpochReports
 
     def timed(owner: Any, name: str, span: str) -> None:
         original = getattr(owner, name)
@@ -164,8 +202,8 @@ def _instrument() -> None:
     for name in dir(optuna.storages.BaseStorage):
         if not name.startswith("_") and callable(getattr(_CachedStorage, name)):
             timed(_CachedStorage, name, "storage")
-    timed(optuna.Trial, "report", "epochs")
-    timed(optuna.Trial, "should_prune", "epochs")
+    timed(EpochReports, "epoch_end", "epochs")
+    timed(SynchronousReports, "epoch_end", "epochs")
     timed(tuner.trial.objective, "release_keras_memory", "release")
     timed(tuner.trial.objective, "train", "train")
 
@@ -203,19 +241,22 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
 def _report(times: dict[str, list[float]], phases: dict[str, dict[str, list[float]]]) -> None:
     bare = times["bare-keras"]
     print(
-        f"{'contender':<15} {'median s':>8} {'ratio':>6} {'q1':>6} {'q3':>6} {'min':>6} {'max':>6}"
+        f"{'contender':<19} {'median s':>8} {'ratio':>6} {'q1':>6} {'q3':>6} {'min':>6} {'max':>6}"
     )
-    print(f"{'bare-keras':<15} {statistics.median(bare):>8.2f} {1:>6.3f}")
+    print(f"{'bare-keras':<19} {statistics.median(bare):>8.2f} {1:>6.3f}")
     for name, values in times.items():
         if name == "bare-keras":
             continue
         ratios = [t / b for t, b in zip(values, bare, strict=True)]
         q1, med, q3 = _quartiles(ratios)
         print(
-            f"{name:<15} {statistics.median(values):>8.2f} {med:>6.3f} {q1:>6.3f} {q3:>6.3f} "
+            f"{name:<19} {statistics.median(values):>8.2f} {med:>6.3f} {q1:>6.3f} {q3:>6.3f} "
             f"{min(ratios):>6.3f} {max(ratios):>6.3f}"
         )
-    print("per tuner trial, median ms: training | storage (calls) | per epoch | release | own")
+    print(
+        "per tuner trial, median ms: training | storage (calls) | per-epoch calls | release "
+        "| own; training loop's ms per epoch in the per-epoch callback: median, 90th percentile"
+    )
     for name, spans in phases.items():
         calls = statistics.median(spans["storage_calls"])
         ms = {k: 1000 * statistics.median(v) for k, v in spans.items()}
@@ -223,9 +264,10 @@ def _report(times: dict[str, list[float]], phases: dict[str, dict[str, list[floa
             [o / b for o, b in zip(spans["own"], times["bare-keras"], strict=True)]
         )
         print(
-            f"{name:<15} {ms['train']:>7.0f} | {ms['storage']:>7.0f} ({calls:.0f}) | "
+            f"{name:<19} {ms['train']:>7.0f} | {ms['storage']:>7.0f} ({calls:.0f}) | "
             f"{ms['epochs']:>5.0f} | {ms['release']:>5.0f} | {ms['own']:>5.0f} "
-            f"({own:.1f}% of bare)"
+            f"({own:.1f}% of bare) | per epoch {1000 * statistics.median(spans['epoch']):.3f} "
+            f"p90 {1000 * statistics.quantiles(spans['epoch'], n=10)[-1]:.3f}"
         )
 
 
@@ -256,10 +298,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, long_lived_frozen() as refreeze:
         contenders: dict[str, Any] = {
             "bare-keras": BareKeras(resolved, dataset, epochs=args.epochs),
-            "tuner-sqlite": TunerContender(resolved, dataset, f"sqlite:///{tmp}/o.db", refreeze),
         }
-        if pg:
-            contenders["tuner-postgres"] = TunerContender(resolved, dataset, pg, refreeze)
+        urls = {"sqlite": f"sqlite:///{tmp}/o.db", **({"postgres": pg} if pg else {})}
+        for backend, url in urls.items():
+            for synchronous, arm in ((False, ""), (True, "-sync")):
+                contenders[f"tuner-{backend}{arm}"] = TunerContender(
+                    resolved, dataset, url, refreeze, synchronous=synchronous
+                )
         for contender in contenders.values():  # first-use costs (kernels, queries) paid once
             contender.before(CONFIGS[0])
             contender.run(CONFIGS[0])
@@ -300,6 +345,7 @@ def _measure(
                 for span in ("train", "storage", "epochs", "release"):
                     phases[name][span].append(sum(SPANS[span]))
                 phases[name]["storage_calls"].append(len(SPANS["storage"]))
+                phases[name]["epoch"].extend(SPANS["epochs"])
                 own = times[name][-1] - sum(SPANS["train"]) + sum(SPANS["epochs"])
                 phases[name]["own"].append(own)
             else:  # what tuner does after each trial, done for the bare loop untimed

@@ -73,6 +73,16 @@ def test_tell_quickly_records_the_outcome_without_reading_the_trial_back(stored)
     assert stored.trials[0].state == TrialState.COMPLETE
 
 
+def test_a_report_noted_in_the_trials_own_copy_is_what_report_and_the_pruner_see(stored):
+    trial = stored.ask()
+    compat.wrote_report(trial, 0, 0.5)
+    assert compat.own_view(trial).intermediate_values == {0: 0.5}
+    assert compat.written_so_far(trial).intermediate_values == {0: 0.5}
+    with pytest.warns(UserWarning, match="already reported"):  # Trial.report reads the copy
+        trial.report(0.9, step=0)
+    assert compat.own_view(trial).last_step == 0
+
+
 def test_stale_trial_ids_are_the_running_trials_past_the_grace_period(sqlite_url):
     storage = optuna.storages.RDBStorage(sqlite_url, heartbeat_interval=1, grace_period=1)
     study = optuna.create_study(study_name="stale", storage=storage)

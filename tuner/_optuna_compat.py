@@ -109,6 +109,18 @@ def written_so_far(trial: optuna.Trial) -> FrozenTrial:
     return copy.deepcopy(trial._cached_frozen_trial)
 
 
+def own_view(trial: optuna.Trial) -> FrozenTrial:
+    """The running trial as this process knows it (its reports included), for a pruner to
+    read without a storage round trip; not a copy: read it, never change it."""
+    return trial._cached_frozen_trial
+
+
+def wrote_report(trial: optuna.Trial, step: int, value: float) -> None:
+    """Note a report in the trial's own copy, as ``Trial.report`` does after its write
+    (the value is written by a background writer: ``tuner.trial.epoch_reports``)."""
+    trial._cached_frozen_trial.intermediate_values[step] = value
+
+
 def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> list[int]:
     """Ids of RUNNING trials whose heartbeat is older than the grace period, without
     failing them (``tuner storage doctor`` reports; ``fail_stale_trials`` acts)."""

@@ -8,6 +8,7 @@ pruner stop it. Cheap functions make benchmarks and tests of the strategies fast
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -217,6 +218,7 @@ def tune(
     metrics: Sequence[Mapping[str, str]] | None = None,
     constraints: Mapping[str, Mapping[str, float]] | None = None,
     max_epochs: int | None = None,
+    training: Mapping[str, Any] | None = None,
     n_trials: int | None = None,
     timeout: float | None = None,
     storage: str | None = None,
@@ -254,6 +256,11 @@ def tune(
     every value. Quiet unless the caller configures ``logging``; errors name these
     arguments (``resume=True``, ``overwrite=True``), not CLI flags.
 
+    ``training`` sets keys of the spec's ``training`` section, e.g. the GPU settings
+    ``{"mixed_precision": True, "jit_compile": "auto", "memory_growth": True,
+    "gpu_memory_limit_mb": 4096}`` (recorded on the study; ignored on a CPU, with one
+    logged line).
+
     Example:
         >>> import tuner
         >>> result = tuner.tune("studies/digits-mlp.yaml", n_trials=2, max_epochs=1)
@@ -287,11 +294,13 @@ def tune(
         >>> [(t.number, t.values) for t in result.pareto]
         [(0, {'val_accuracy': 0..., 'n_params': 26122.0})]
     """
-    from tuner.execution.run import execute, prepare_run
+    from tuner.execution.run import execute, gpu_options, prepare_run
+    from tuner.execution.supervisor import detect_gpus
     from tuner.outcome.results import summarize
     from tuner.specs.spec import load_spec, resolve_spec
     from tuner.storage import resolve_storage_url
     from tuner.trial.data import dataset_from_arrays
+    from tuner.trial.keras_env import gpu_notice
 
     tier_text = (
         ",".join(map(str, tiers)) if tiers is not None and not isinstance(tiers, str) else tiers
@@ -315,6 +324,7 @@ def tune(
         metrics=metrics,
         constraints=constraints,
         max_epochs=max_epochs,
+        training=training,
         sampler=sampler,
         pruner=pruner,
         strategy=strategy,
@@ -338,6 +348,9 @@ def tune(
         dataset=dataset,
         builder=build_model,
     )
+    notice = gpu_notice(gpu_options(resolved.spec.training), has_gpu=bool(detect_gpus()))
+    if notice:
+        logging.getLogger("tuner").warning("Note: %s.", notice)
     execute(prepared, timeout=timeout, callbacks=list(callbacks))
     return summarize(prepared.study, storage_url=url)
 
@@ -372,6 +385,8 @@ def _apply_overrides(raw: dict[str, Any], *, builder: Any, **values: Any) -> Non
     for key in ("metric", "direction"):
         if values[key] is not None:
             raw[key] = values[key]
+    if values["training"] is not None:
+        raw.setdefault("training", {}).update(values["training"])
     if values["max_epochs"] is not None:
         raw.setdefault("training", {})["max_epochs"] = values["max_epochs"]
     for key in ("sampler", "pruner", "strategy"):

@@ -96,13 +96,14 @@ def run(
     from tuner.cli.progress import TrialProgress, best_so_far
     from tuner.cli.summary import echo_summary
     from tuner.errors import StudyStopped
-    from tuner.execution.run import execute, prepare_run
+    from tuner.execution.run import execute, gpu_options, prepare_run
     from tuner.execution.signals import WorkerTerminated
-    from tuner.execution.supervisor import EXIT_TERMINATED
+    from tuner.execution.supervisor import EXIT_TERMINATED, detect_gpus
     from tuner.outcome.results import summarize
     from tuner.specs.objectives import pruning_notice
     from tuner.specs.spec import load_spec
     from tuner.storage import mask_url, resolve_storage_url
+    from tuner.trial.keras_env import gpu_notice
 
     resolved = load_spec(spec_file, tiers=tiers)
     url = resolve_storage_url(storage, spec_storage=resolved.spec.storage)
@@ -139,6 +140,10 @@ def run(
     notice = pruning_notice(resolved.spec.metrics, pruner=resolved.spec.pruner.name)
     if notice:
         click.echo(f"Note: {notice}.", err=True)
+    has_gpu = gpus is not None or bool(detect_gpus())
+    gpu_note = gpu_notice(gpu_options(resolved.spec.training), has_gpu=has_gpu)
+    if gpu_note:
+        click.echo(f"Note: {gpu_note}.", err=True)
     if queue_only:
         from tuner.cli.supervise import queue
 

@@ -76,7 +76,7 @@ def worker(
     direction = prepared.study.direction.name.lower()
     callbacks = [] if quiet else [TrialProgress(total=None, direction=direction)]
     try:
-        outcome = execute(prepared, callbacks=callbacks, max_trials=recycle_after)
+        outcome = execute(prepared, callbacks=callbacks, max_trials=recycle_after, replaceable=True)
     except WorkerTerminated:
         click.echo("Terminated: the running trial is failed and queued again.", err=True)
         raise SystemExit(EXIT_TERMINATED) from None

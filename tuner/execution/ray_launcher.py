@@ -79,7 +79,7 @@ class RayWorker:
                 os.environ[PASSWORD_ENV] = password  # where a local worker finds it too
             self._prepared = _recording_node(join_study(url, name, data_dir=data_dir))
         try:
-            return execute(self._prepared, max_trials=max_trials).reason
+            return execute(self._prepared, max_trials=max_trials, replaceable=True).reason
         except WorkerTerminated:  # the trial is failed and queued again
             return "terminated"
 

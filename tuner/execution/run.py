@@ -36,7 +36,13 @@ from tuner.search.samplers import make_pruner, make_sampler
 from tuner.search.strategy import Strategy, make_strategy
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
-from tuner.specs.spec import ResolvedSpec, StrategySpec, check_objectives, resolve_spec
+from tuner.specs.spec import (
+    ResolvedSpec,
+    StrategySpec,
+    TrainingSpec,
+    check_objectives,
+    resolve_spec,
+)
 from tuner.specs.validation import MAX_SEED
 from tuner.storage import check_storage_url, mask_url, open_storage, study_exists
 from tuner.storage.queue import (
@@ -46,6 +52,7 @@ from tuner.storage.queue import (
     resilient_storage,
 )
 from tuner.trial.data import Dataset, load_dataset
+from tuner.trial.keras_env import GpuOptions
 from tuner.trial.memory import long_lived_frozen
 from tuner.trial.models import Builder
 from tuner.trial.objective import KerasObjective
@@ -267,12 +274,21 @@ def _objective(
         seed=seed,
         tiers=resolved.tiers,
         fixed=spec.space.fixed,
-        mixed_precision=spec.training.mixed_precision,
-        xla=spec.training.xla,
+        gpu=gpu_options(spec.training),
         strategy=search,
         metrics=[m.name for m in spec.metrics],
         constraints=spec.constraints,
         latency_batch_size=spec.training.latency_batch_size,
+    )
+
+
+def gpu_options(training: TrainingSpec) -> GpuOptions:
+    """The spec's GPU settings, as the trials apply them."""
+    return GpuOptions(
+        mixed_precision=training.mixed_precision,
+        jit_compile=training.jit_compile,
+        memory_growth=training.memory_growth,
+        memory_limit_mb=training.gpu_memory_limit_mb,
     )
 
 
@@ -282,10 +298,12 @@ def execute(
     timeout: float | None = None,
     callbacks: Sequence[TrialCallback] = (),
     max_trials: int | None = None,
+    replaceable: bool = False,
 ) -> WorkerOutcome:
     """Run the study's remaining trials here, through the one trial loop; one trial's
     failure never stops the study. ``max_trials`` ends this call after that many trials
-    (a worker recycled for its memory), ``timeout`` after that many seconds.
+    (a worker recycled for its memory), ``timeout`` after that many seconds;
+    ``replaceable`` ends it after a trial out of memory (a supervisor starts a fresh process).
 
     Raises :class:`~tuner.errors.StudyStopped` when the circuit breaker trips;
     ``KeyboardInterrupt`` (Ctrl-C) and :class:`~tuner.execution.signals.WorkerTerminated`
@@ -310,6 +328,7 @@ def execute(
             max_trials=max_trials,
             deadline=None if timeout is None else time.monotonic() + timeout,
             spend=prepared.to_run is not None,
+            replaceable=replaceable,
         )
     storage = resilient_storage(prepared.study)
     if storage is not None:

@@ -110,9 +110,10 @@ def worker_env(storage_url: str, *, threads: int, gpu: str | None) -> dict[str, 
 class Supervisor:
     """Keeps one worker process per slot alive until the study's queue is empty.
 
-    A worker that dies of a signal (kill -9, the OOM killer) or runs out of GPU memory is
-    restarted, up to :data:`MAX_RESTARTS_PER_SLOT` times per slot; one that ran its
-    ``recycle_after`` trials is replaced by a fresh process, as often as it takes
+    A worker that dies of a signal (kill -9, the OOM killer) is restarted, up to
+    :data:`MAX_RESTARTS_PER_SLOT` times per slot; one whose trial ran out of memory (a
+    failed trial, which spends one of the budget like any other), or that ran its
+    ``recycle_after`` trials, is replaced by a fresh process, as often as it takes
     (TensorFlow never frees the graphs it traced, so a long-lived process only grows).
     The study's stale trials are reaped here too, so a dead worker's trial is
     failed and re-queued within the grace period even when every other worker is busy.
@@ -204,16 +205,17 @@ class Supervisor:
             if code == EXIT_TRIAL_LIMIT:  # planned: not a fault, so not counted
                 self._start(slot)
                 continue
-            # Killed (kill -9, the OOM killer), stopped by someone else, or out of GPU memory.
-            restartable = code < 0 or code in (EXIT_OUT_OF_MEMORY, EXIT_TERMINATED)
+            if code == EXIT_OUT_OF_MEMORY:  # a trial's outcome: each spends one of the budget
+                self.on_event(
+                    f"worker {slot} recycled after running out of memory: starting a new one"
+                )
+                self._start(slot)
+                continue
+            # Killed (kill -9, the OOM killer) or stopped by someone else.
+            restartable = code < 0 or code == EXIT_TERMINATED
             if restartable and self._restarts.get(slot, 0) < MAX_RESTARTS_PER_SLOT:
                 self._restarts[slot] = self._restarts.get(slot, 0) + 1
-                why = (
-                    "recycled after running out of memory"
-                    if code == EXIT_OUT_OF_MEMORY
-                    else f"stopped ({_signal(code)})"
-                )
-                self.on_event(f"worker {slot} {why}: starting a new one")
+                self.on_event(f"worker {slot} stopped ({_signal(code)}): starting a new one")
                 self._start(slot)
             else:
                 problems.append(f"worker {slot} exited with code {code}")

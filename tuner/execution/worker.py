@@ -42,13 +42,12 @@ from tuner.storage.queue import (
     take_trial,
     work_left,
 )
-from tuner.trial.objective import TrialFailed, failure_reason
+from tuner.trial.objective import OUT_OF_MEMORY, TrialFailed, failure_reason
 
 Objective = Callable[[optuna.Trial], float | Sequence[float]]
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 IDLE_WAITS_S = (0.05, 2.0)  # first and longest wait between looks while others run trials
-OUT_OF_MEMORY = "out of memory"
 TERMINATED = "terminated"
 INTERRUPTED = "interrupted"
 
@@ -102,11 +101,15 @@ def run_worker(
     max_trials: int | None = None,
     deadline: float | None = None,
     spend: bool = True,
+    replaceable: bool = False,
 ) -> WorkerOutcome:
     """Run the study's trials, queued ones first, then its budget, one at a time until
     none is left, until this worker ran ``max_trials``, or until ``deadline``
     (``time.monotonic()``) has passed; ``spend=False`` runs new trials without a budget
-    (a run bounded by its deadline alone).
+    (a run bounded by its deadline alone). A ``replaceable`` worker (one that a supervisor
+    replaces: ``tuner worker``, a Ray actor) stops after a trial out of memory, as only a
+    process's end gives its GPU memory back; any other runs the next trial in the memory
+    TensorFlow keeps.
 
     While other workers' trials are RUNNING, the worker waits for them: a trial whose
     worker died is re-queued after the grace period and must not be left behind.
@@ -155,7 +158,7 @@ def run_worker(
             )
             for callback in callbacks:
                 callback(study, frozen)
-            if frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
+            if replaceable and frozen.user_attrs.get(records.FAIL_REASON) == OUT_OF_MEMORY:
                 return WorkerOutcome("out_of_memory", done)
     return WorkerOutcome("stopped", done)
 

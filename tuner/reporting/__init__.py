@@ -23,7 +23,8 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
                    "trained": int, "without_pruning": int, "saved": int,
                    "saved_fraction": float},                # pruned trials would have
                                                             # trained max_epochs
-        "failures": [{"reason": str, "count": int, "trials": [int, ...]}]
+        "failures": [{"reason": str, "count": int, "trials": [int, ...]}],
+        "out_of_memory": [{"batch_size": int|null, "units": int|null, "count": int}]
       },
       "importance": {
         "status": "ok" | "too_few_trials",

@@ -104,6 +104,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
         "time": _time(trials),
         "epochs": epochs_saved(study),
         "failures": failures(trials),
+        "out_of_memory": out_of_memory_sizes(study, trials),
     }
 
 
@@ -161,6 +162,23 @@ def failures(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
     return [
         {"reason": r, "count": len(n), "trials": n[:20]}
         for r, n in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    ]
+
+
+def out_of_memory_sizes(
+    study: optuna.Study, trials: list[optuna.trial.FrozenTrial]
+) -> list[dict[str, Any]]:
+    """Trials out of memory counted per batch size and units (None where not searched):
+    where the memory wall of the device is. Most common first."""
+    space = _space(study.user_attrs)
+    counts: Counter[tuple[Any, Any]] = Counter()
+    for t in trials:
+        if t.state.name == "FAIL" and t.user_attrs.get(records.FAIL_REASON) == "out of memory":
+            values = space.values_from_stored(t.params) if space else dict(t.params)
+            counts[(values.get("batch_size"), values.get("units"))] += 1
+    return [
+        {"batch_size": batch, "units": units, "count": n}
+        for (batch, units), n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
     ]
 
 

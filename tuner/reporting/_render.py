@@ -56,6 +56,12 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
         )
     for f in s["failures"]:
         lines.append(f"Failed: {f['count']} x {f['reason']} (trials {_numbers(f['trials'])}).")
+    if s["out_of_memory"]:
+        sizes = "; ".join(
+            f"batch size {o['batch_size'] or '-'}, units {o['units'] or '-'}: {o['count']}"
+            for o in s["out_of_memory"]
+        )
+        lines.append(f"Out of memory, trials per batch size and units: {sizes}.")
     return lines
 
 

@@ -93,13 +93,31 @@ class ModelSpec(_Section):
 class TrainingSpec(_Section):
     max_epochs: Int = Field(20, ge=1, le=10_000)
     loss: str = Field("auto", description="auto = cross-entropy or mse by task")
-    mixed_precision: bool = Field(False, description="float16 compute on GPUs (mixed_float16)")
-    xla: bool | None = Field(
-        None, description="XLA-compile the training step; null = Keras' choice (on for GPUs)"
+    mixed_precision: bool = Field(
+        False, description="float16 compute on GPUs (Keras mixed_float16; output layer float32)"
+    )
+    jit_compile: Literal["auto", True, False] = Field(
+        "auto", description="XLA-compile the training step: true, false, or auto (on for GPUs)"
+    )
+    memory_growth: bool = Field(
+        True, description="each worker takes GPU memory as it needs it, not all of it at once"
+    )
+    gpu_memory_limit_mb: int | None = Field(
+        None, ge=64, description="GPU memory of each worker, MiB (for --trials-per-gpu)"
     )
     latency_batch_size: Int = Field(
         1, ge=1, le=65_536, description="rows per prediction when measuring latency_ms"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _xla_was_jit_compile(cls, data: Any) -> Any:
+        # Studies stored before the rename say `xla: true|false|null`.
+        if isinstance(data, dict) and "xla" in data and "jit_compile" not in data:
+            data = dict(data)
+            xla = data.pop("xla")
+            data["jit_compile"] = "auto" if xla is None else xla
+        return data
 
 
 class SpaceSpec(_Section):

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 SQLITE_BUSY_TIMEOUT_S = 60
 
 
-# A worker holds one connection for its trial loop and one for its heartbeat thread.
-CONNECTIONS_PER_WORKER = 2
+# A worker holds one connection for its trial loop, one for its heartbeat thread and one
+# for the writer of its per-epoch reports (tuner.trial.epoch_reports).
+CONNECTIONS_PER_WORKER = 3
 
 SQLITE_MAX_WORKERS = 4
 FIRST_START_ATTEMPTS = 5
@@ -51,9 +52,9 @@ def engine_kwargs(parsed: Any) -> dict[str, Any]:
         from sqlalchemy.pool import NullPool
 
         return {"poolclass": NullPool}
-    # One process runs one trial at a time, so its pool needs only the loop and heartbeat;
-    # recycling beats idle timeouts. Connections a database restart killed are replaced:
-    # psycopg's by _drop_closed_connections, other drivers' by a ping before every use.
+    # One process runs one trial at a time, so its pool needs only the loop, heartbeat and
+    # report writer; recycling beats idle timeouts. Connections a database restart killed
+    # are replaced: psycopg's by _drop_closed_connections, other drivers' by a ping first.
     return {
         "pool_pre_ping": parsed.get_driver_name() != "psycopg",
         "pool_recycle": 300,

@@ -30,6 +30,8 @@ from tuner.specs.objectives import LimitSpec, constraint_values, violations
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
 from tuner.trial.data import Dataset
+from tuner.trial.epoch_reports import epoch_reports
+from tuner.trial.keras_env import GpuOptions
 from tuner.trial.measures import PeakMemory, epoch_seconds, process_peak_rss_mb
 from tuner.trial.memory import release_keras_memory
 from tuner.trial.models import Builder
@@ -41,6 +43,7 @@ class TrialFailed(Exception):
     """This trial failed for a reason that concerns it alone; the reason is on the trial."""
 
 
+OUT_OF_MEMORY = "out of memory"  # the fail reason; the trial loop recycles the process
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -73,8 +76,7 @@ class KerasObjective:
     seed: int = 0
     tiers: frozenset[int] = ALL_TIERS
     fixed: Mapping[str, Any] = field(default_factory=dict)
-    mixed_precision: bool = False
-    xla: bool | None = None
+    gpu: GpuOptions = field(default_factory=GpuOptions)  # ignored on a CPU
     strategy: Strategy | None = None  # None: flat over ``tiers`` with ``fixed``
     metrics: Sequence[str] = ()  # the objectives' measures; () = (metric,)
     constraints: Mapping[str, LimitSpec] = field(default_factory=dict)
@@ -82,11 +84,12 @@ class KerasObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         trial.set_user_attr(records.WORKER, WORKER_ID)
+        gpu = self.gpu.apply()  # before PeakMemory, whose device query sets the GPU up
         guard = divergence_guard()
         measured: dict[str, float] = {}
         peak = PeakMemory()
         try:
-            with peak:
+            with peak, epoch_reports(trial) as reports:
                 if self.strategy is not None:
                     params = self.strategy.suggest(trial)
                 else:
@@ -102,11 +105,11 @@ class KerasObjective:
                     loss=self.loss,
                     seed=seed,
                     guard=guard,
-                    mixed_precision=self.mixed_precision,
-                    xla=self.xla,
+                    mixed_precision=gpu.mixed_precision,
+                    jit_compile=gpu.jit_compile,
                     latency_batch_size=self.latency_batch_size,
                     before_fit=lambda known: self._check_before_training(trial, known, measured),
-                    callbacks=[pruning_callback(trial, monitor=self.metric)],
+                    callbacks=[pruning_callback(reports, monitor=self.metric)],
                 )
             measured.update(result.measures)
             measured.update(_after_training(guard, peak))
@@ -178,12 +181,28 @@ def _after_training(guard: Any, peak: PeakMemory) -> dict[str, float]:
     return {name: value for name, value in late.items() if value is not None}
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means the device ran out of memory: TensorFlow's
+    ``ResourceExhaustedError`` (a too-large model or batch; on a GPU or a CPU), Python's
+    ``MemoryError``, or either under the error Keras or a user's builder raised from it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen).lower()
+        kind = type(seen).__name__
+        if kind in ("ResourceExhaustedError", "MemoryError") or "out of memory" in text:
+            return True
+        if "oom when allocating" in text:  # TensorFlow's message, whatever wraps it
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def failure_reason(exc: BaseException) -> str:
     """A short reason for a trial's failure, as stored and shown to users."""
     if isinstance(exc, Diverged):
         return "diverged"
+    if out_of_memory(exc):
+        return OUT_OF_MEMORY
     name = type(exc).__name__
-    if name == "ResourceExhaustedError" or "out of memory" in str(exc).lower():
-        return "out of memory"
     first_line = (str(exc).strip().splitlines() or [""])[0][:300]
     return f"{name}: {first_line}" if first_line else name

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tuner import records
 from tuner.specs.objectives import MEASURES
@@ -114,7 +114,7 @@ def train(
     validation: bool = True,
     guard: Any = None,
     mixed_precision: bool = False,
-    xla: bool | None = None,
+    jit_compile: Literal["auto"] | bool = "auto",
     latency_batch_size: int | None = None,
     before_fit: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[Any, TrainResult]:
@@ -124,6 +124,8 @@ def train(
     of a run that ended in an exception (pruned, diverged). ``before_fit`` receives the
     measures known before the first epoch (``n_params``, the builder's, and
     ``latency_ms`` when ``latency_batch_size`` is given) and may raise to skip training.
+    ``mixed_precision`` computes in float16 with float32 weights and outputs; Keras wraps
+    the optimizer in its ``LossScaleOptimizer``, so small gradients do not underflow.
 
     Example:
         >>> model, result = train({"learning_rate": 0.01}, dataset, epochs=2)
@@ -137,13 +139,15 @@ def train(
     # The policy is global in Keras: set it for every model so one spec never leaks into the next.
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
     model, known = build_model(params, dataset, family=family, builder=builder)
+    if mixed_precision:
+        model = _float32_outputs(model)
     batch_size = int(with_defaults(params)["batch_size"])
     steps = math.ceil(len(dataset.x_train) / batch_size)
     model.compile(
         optimizer=make_optimizer(params, steps_per_epoch=steps, epochs=epochs),
         loss=default_loss(dataset.task) if loss == "auto" else loss,
         metrics=default_metrics(dataset.task),
-        jit_compile="auto" if xla is None else xla,
+        jit_compile=jit_compile,
     )
     known["n_params"] = int(model.count_params())
     if latency_batch_size is not None:
@@ -177,6 +181,17 @@ def train(
         n_params=int(known["n_params"]),
         measures={**known, **final},
     )
+
+
+def _float32_outputs(model: Any) -> Any:
+    """The model with float32 outputs: a float16 softmax or regression output loses
+    precision and can overflow (Keras' mixed-precision guide). Built-in families make
+    their head float32; a user's model that does not gets a float32 identity on top."""
+    keras = import_keras()
+    if all(output.dtype == "float32" for output in model.outputs):
+        return model
+    outputs = [keras.layers.Activation("linear", dtype="float32")(o) for o in model.outputs]
+    return keras.Model(model.inputs, outputs[0] if len(outputs) == 1 else outputs)
 
 
 def _batches(x: Any, y: Any, *, batch_size: int, shuffle_seed: int | None = None) -> Any:
