@@ -33,8 +33,8 @@ def optimize(
     strategy: str | Mapping[str, Any] = "flat",
     storage: str | None = None,
     study_name: str | None = None,
-    sampler: str | optuna.samplers.BaseSampler = "tpe",
-    pruner: str | optuna.pruners.BasePruner = "median",
+    sampler: str | optuna.samplers.BaseSampler = "tpe-explore",
+    pruner: str | optuna.pruners.BasePruner = "asha",
     seed: int = 0,
     tiers: str | Iterable[int] | None = None,
     fixed: Mapping[str, Any] | None = None,
@@ -42,6 +42,7 @@ def optimize(
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
     max_consecutive_failures: int = 5,
     progress: bool = False,
+    baseline_first: bool = True,
 ) -> TuneResult:
     """Search ``space`` for the best value of a plain function.
 
@@ -64,8 +65,10 @@ def optimize(
         storage: A database URL (``sqlite:///study.db``, ``postgresql://...``); None keeps
             the study in memory. A stored study needs ``study_name``.
         study_name: The study's name in storage (a second call with it resumes or joins).
-        sampler: A sampler name as in specs (``tpe``, ``random``, ...) or a sampler.
-        pruner: A pruner name as in specs (``median``, ``none``, ...) or a pruner.
+        sampler: A sampler name as in specs (``tpe-explore``, the default: TPE with a
+            third of its proposals uniformly random; ``tpe``, ``random``, ...) or a sampler.
+        pruner: A pruner name as in specs (``asha``, the default: successive halving with
+            rungs at steps 4, 12, 36, ...; ``median``, ``none``, ...) or a pruner.
         seed: Seed of the sampler (offset by the trials already run when resuming).
         tiers: Tiers to search (``"1-2"``); the rest stay at their defaults.
         fixed: Values held fixed instead of searched, by parameter name.
@@ -75,6 +78,8 @@ def optimize(
         max_consecutive_failures: Stop (:class:`~tuner.errors.StudyStopped`) after this
             many failed trials in a row: a broken function should not burn the budget.
         progress: Show a progress bar (a line per trial when stderr is not a terminal).
+        baseline_first: A new study's first trial takes the space's defaults (a sound
+            baseline after one trial; the rest of the search is measured against it).
 
     Returns:
         A :class:`~tuner.outcome.results.TuneResult`: ``best_value``, ``best_params`` in
@@ -92,7 +97,7 @@ def optimize(
     from tuner.execution.run import quiet_optuna
     from tuner.execution.worker import CircuitBreaker, run_worker
     from tuner.outcome.results import summarize
-    from tuner.search.samplers import make_pruner, make_sampler
+    from tuner.search.samplers import enqueue_baseline, make_pruner, make_sampler
     from tuner.search.strategy import make_strategy
     from tuner.storage import open_storage
     from tuner.storage.queue import FINISHED, reserve_trials
@@ -106,13 +111,9 @@ def optimize(
         )
     resolved = _space(space)
     name, options = _strategy(strategy)
+    parsed_tiers = parse_tiers(tiers if isinstance(tiers, str) or tiers is None else list(tiers))
     search = make_strategy(
-        name,
-        options,
-        space=resolved,
-        n_trials=n_trials,
-        tiers=parse_tiers(tiers if isinstance(tiers, str) or tiers is None else list(tiers)),
-        fixed=fixed,
+        name, options, space=resolved, n_trials=n_trials, tiers=parsed_tiers, fixed=fixed
     )
     with quiet_optuna():
         study = optuna.create_study(
@@ -127,6 +128,9 @@ def optimize(
     search.prepare(study)
     if records.SPACE not in study.user_attrs:  # reports set declared tiers beside measured ranks
         study.set_user_attr(records.SPACE, resolved.model_dump(mode="json"))
+    grid = sampler == "grid" or isinstance(sampler, optuna.samplers.GridSampler)
+    if baseline_first and not grid and not study.get_trials(deepcopy=False):
+        enqueue_baseline(study, resolved, tiers=parsed_tiers, fixed=fixed)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A resumed study must not replay the random start-up points of the first run.
     study.sampler = (

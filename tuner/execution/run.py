@@ -27,7 +27,7 @@ from tuner.errors import SpecError, StudyExistsError, StudyNotFoundError, StudyS
 from tuner.execution import preflight
 from tuner.execution.worker import CircuitBreaker, WorkerOutcome, run_worker
 from tuner.search.objectives import name_objectives
-from tuner.search.samplers import make_pruner, make_sampler
+from tuner.search.samplers import enqueue_baseline, make_pruner, make_sampler
 from tuner.search.strategy import Strategy, make_strategy
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
@@ -130,7 +130,7 @@ def prepare_run(
     _record_spec(study, resolved, seed=seed)
     # A grid is the whole plan: its sampler decides every trial.
     if spec.space.baseline_first and spec.sampler.name != "grid" and not (exists and resume):
-        _enqueue_baseline(study, resolved)
+        enqueue_baseline(study, resolved.space, tiers=resolved.tiers, fixed=spec.space.fixed)
     return PreparedRun(
         study=study,
         objective=_objective(resolved, dataset=dataset, builder=builder, seed=seed, search=search),
@@ -138,17 +138,6 @@ def prepare_run(
         to_run=None if total is None else reserve_trials(study, total=total),
         max_consecutive_failures=spec.budget.max_consecutive_failures,
     )
-
-
-def _enqueue_baseline(study: optuna.Study, resolved: ResolvedSpec) -> None:
-    """Queue the space's defaults (textbook values) as the study's first trial.
-
-    Samplers start from random points; the defaults are a good configuration on most
-    tasks, so the study has a sound baseline after one trial and every later trial is
-    measured against it (SMAC starts from the default configuration for the same reason).
-    """
-    params = resolved.space.default_trial(tiers=resolved.tiers, fixed=resolved.spec.space.fixed)
-    study.enqueue_trial(params, user_attrs={records.BASELINE: True})
 
 
 def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = None) -> PreparedRun:

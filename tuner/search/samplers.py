@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import optuna
 
+from tuner import records
 from tuner.errors import SpecError
+from tuner.search.exploring import ExploringSampler
 from tuner.search.tpe import BoundedTPESampler
 from tuner.specs.space import SearchSpace
 
@@ -30,6 +33,8 @@ def make_sampler(
     }
     if name == "grid":
         return samplers.GridSampler(_grid(space, options), seed=seed)
+    if name == "tpe-explore":
+        return _tpe_explore(options, seed=seed)
     try:
         with warnings.catch_warnings():
             # NSGA-III is "experimental" in Optuna since 3.2; a warning per worker says nothing.
@@ -37,6 +42,20 @@ def make_sampler(
             return factories[name](seed=seed, **options)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"sampler.options for {name}: {exc}") from None
+
+
+# The default search (benchmarks/lcbench.py measured each part): after the enqueued
+# baseline, 9 uniformly random start-up trials, then TPE with one proposal in three random.
+TPE_EXPLORE = {"random_share": 0.33, "n_startup_trials": 10}
+
+
+def _tpe_explore(options: dict[str, Any], *, seed: int) -> optuna.samplers.BaseSampler:
+    options = {**TPE_EXPLORE, **options}
+    share = options.pop("random_share")
+    try:
+        return ExploringSampler(BoundedTPESampler(seed=seed, **options), random_share=share, seed=seed)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"sampler.options for tpe-explore: {exc}") from None
 
 
 # Optuna imports these lazily, so a missing one would otherwise surface only after the
@@ -80,8 +99,16 @@ def _grid(space: SearchSpace | None, options: dict[str, Any]) -> dict[str, list[
     return grid
 
 
+# The default pruner: asynchronous successive halving (Optuna's SuccessiveHalvingPruner is
+# ASHA) with rungs at epochs 4, 12, 36, ...: on LCBench, rungs from epoch 4 kept the trials
+# whose curves start slowly but end best, which Optuna's "auto" minimum (from the first
+# trial's length) and the median pruner cut.
+ASHA = {"min_resource": 4, "reduction_factor": 3}
+
+
 def make_pruner(name: str, options: dict[str, Any]) -> optuna.pruners.BasePruner:
-    """A pruner by name; ``patient`` wraps a median pruner unless told otherwise."""
+    """A pruner by name; ``patient`` wraps a median pruner unless told otherwise, ``asha``
+    is successive halving with tuner's rungs (``ASHA``)."""
     pruners = optuna.pruners
     options = dict(options)
     try:
@@ -101,6 +128,28 @@ def make_pruner(name: str, options: dict[str, Any]) -> optuna.pruners.BasePruner
         }
         if name == "percentile":
             options.setdefault("percentile", 50.0)
+        if name == "asha":
+            return pruners.SuccessiveHalvingPruner(**{**ASHA, **options})
         return factories[name](**options)  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:
         raise SpecError(f"pruner.options for {name}: {exc}") from None
+
+
+def enqueue_baseline(
+    study: optuna.Study,
+    space: SearchSpace,
+    *,
+    tiers: Iterable[int],
+    fixed: Mapping[str, Any] | None,
+) -> None:
+    """Queue the space's defaults (textbook values) as the study's first trial.
+
+    Samplers start from random points; the defaults are a good configuration on most
+    tasks, so the study has a sound baseline after one trial and every later trial is
+    measured against it (SMAC starts from the default configuration for the same reason).
+
+    Example:
+        >>> enqueue_baseline(study, space, tiers={1, 2}, fixed={})
+    """
+    params = space.default_trial(tiers=tiers, fixed=fixed)
+    study.enqueue_trial(params, user_attrs={records.BASELINE: True})

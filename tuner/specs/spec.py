@@ -29,8 +29,9 @@ from tuner.specs.space import SearchSpace, load_space, parse_tiers
 from tuner.specs.strategies import STRATEGIES, parse_staged_options
 from tuner.specs.validation import NAME_RULE, check_name, read_yaml_mapping, shown, validate_model
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2", "nsga3")
+SAMPLERS = ("tpe-explore", "tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2", "nsga3")
 PRUNERS = (
+    "asha",
     "median",
     "none",
     "percentile",
