@@ -104,12 +104,16 @@ class SpaceSpec(_Section):
 
 
 class SamplerSpec(_Section):
-    name: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+    """The sampler; ``tpe-explore`` (the default): TPE with a third of its proposals random."""
+
+    name: Literal[SAMPLERS] = "tpe-explore"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
 
 
 class PrunerSpec(_Section):
-    name: Literal[PRUNERS] = "median"  # type: ignore[valid-type]
+    """The pruner; ``asha`` (the default): successive halving, rungs at epochs 4, 12, 36, ..."""
+
+    name: Literal[PRUNERS] = "asha"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
 
 

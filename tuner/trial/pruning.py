@@ -51,7 +51,8 @@ def could_prune(pruner: optuna.pruners.BasePruner, *, step: int) -> bool:
 
 
 def pruning_callback(trial: optuna.Trial, *, monitor: str) -> Any:
-    """A Keras callback: report ``monitor`` at every epoch end, prune when the pruner says so.
+    """A Keras callback: report ``monitor`` at every epoch end, prune when the pruner says so
+    (never after the last epoch: a trial trained to the end is complete).
 
     Raises ``optuna.TrialPruned`` from inside ``fit``, as optuna-integration's does. In a
     study of several objectives it only records the learning curve: Optuna's pruners take
@@ -73,7 +74,9 @@ def pruning_callback(trial: optuna.Trial, *, monitor: str) -> Any:
                 _record_curve(trial, float(value), step=epoch)
                 return
             trial.report(float(value), step=epoch)
-            if could_prune(trial.study.pruner, step=epoch) and trial.should_prune():
+            # After the last epoch nothing is left to save: the trial is COMPLETE.
+            last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
+            if not last and could_prune(trial.study.pruner, step=epoch) and trial.should_prune():
                 raise optuna.TrialPruned(f"Trial was pruned at epoch {epoch}.")
 
     return PruningCallback()
