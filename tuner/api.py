@@ -97,6 +97,7 @@ def optimize(
     from tuner.execution.run import quiet_optuna
     from tuner.execution.worker import CircuitBreaker, run_worker
     from tuner.outcome.results import summarize
+    from tuner.search.described import record_search
     from tuner.search.samplers import enqueue_baseline, make_pruner, make_sampler
     from tuner.search.strategy import make_strategy
     from tuner.storage import open_storage
@@ -126,6 +127,9 @@ def optimize(
             else make_pruner(pruner, {}),
         )
     search.prepare(study)
+    record_search(
+        study, strategy=name, sampler=sampler, sampler_options={}, pruner=pruner, pruner_options={}
+    )
     if records.SPACE not in study.user_attrs:  # reports set declared tiers beside measured ranks
         study.set_user_attr(records.SPACE, resolved.model_dump(mode="json"))
     grid = sampler == "grid" or isinstance(sampler, optuna.samplers.GridSampler)

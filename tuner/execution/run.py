@@ -26,6 +26,7 @@ from tuner import records
 from tuner.errors import SpecError, StudyExistsError, StudyNotFoundError, StudyStopped
 from tuner.execution import preflight
 from tuner.execution.worker import CircuitBreaker, WorkerOutcome, run_worker
+from tuner.search.described import record_search
 from tuner.search.objectives import name_objectives
 from tuner.search.samplers import enqueue_baseline, make_pruner, make_sampler
 from tuner.search.strategy import Strategy, make_strategy
@@ -126,6 +127,14 @@ def prepare_run(
             pruner=pruner,
         )
     search.prepare(study)
+    record_search(
+        study,
+        strategy=spec.strategy.name,
+        sampler=spec.sampler.name,
+        sampler_options=spec.sampler.options,
+        pruner=spec.pruner.name,
+        pruner_options=spec.pruner.options,
+    )
     name_objectives(study, [m.name for m in spec.metrics])
     _record_spec(study, resolved, seed=seed)
     # A grid is the whole plan: its sampler decides every trial.

@@ -61,6 +61,8 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
       "batch_size": null | [{"batch_size": int, "n_trials": int,
                              "median_seconds_per_epoch": float|null,
                              "median_value": float|null}],
+      "search": {"line": str|null,           # strategy, sampler, pruner (null: not recorded)
+                 "decisions": str},          # what the strategy decided, or why nothing yet
       "stages": [                            # staged strategy only; [] for a flat study
         {"stage": int, "tiers": [int], "adds": [str], "start": int, "end": int|null,
          "n_trials": int, "decided": bool,

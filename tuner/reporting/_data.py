@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner import records
 from tuner.errors import ReportError
+from tuner.search.described import decisions_line, search_line
 from tuner.search.importance import compare_with_declared, measure_importance
 from tuner.search.objectives import is_feasible
 from tuner.search.strategy import stage_decisions
@@ -38,6 +39,7 @@ def build(study: optuna.Study, **importance_options: Any) -> dict[str, Any]:
     attrs = study.user_attrs
     space = _space(attrs)
     importance = measure_importance(study, **importance_options)
+    stages = stage_decisions(study)
     tiers = space.tiers() if space else {}
     notes = _notes(importance)
     if not space:
@@ -59,7 +61,8 @@ def build(study: optuna.Study, **importance_options: Any) -> dict[str, Any]:
             "rows": compare_with_declared(importance, tiers),
         },
         "batch_size": batch_size_table(study),
-        "stages": stage_decisions(study),
+        "search": {"line": search_line(study), "decisions": decisions_line(study, stages)},
+        "stages": stages,
         "notes": notes,
     }
 

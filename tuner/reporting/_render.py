@@ -56,6 +56,11 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
         )
     for f in s["failures"]:
         lines.append(f"Failed: {f['count']} x {f['reason']} (trials {_numbers(f['trials'])}).")
+    search = data.get("search") or {}
+    if search.get("line"):
+        lines.append(f"Search: {search['line']}.")
+    if search.get("decisions"):
+        lines.append(f"Decisions: {search['decisions']}.")
     return lines
 
 

@@ -100,7 +100,7 @@ def _grid(space: SearchSpace | None, options: dict[str, Any]) -> dict[str, list[
 
 
 # The default pruner: asynchronous successive halving (Optuna's SuccessiveHalvingPruner is
-# ASHA) with rungs at epochs 4, 12, 36, ...: on LCBench, rungs from epoch 4 kept the trials
+# ASHA) with rungs at steps 4, 12, 36, ... (after epochs 5, 13, 37): on LCBench, rungs from epoch 4 kept the trials
 # whose curves start slowly but end best, which Optuna's "auto" minimum (from the first
 # trial's length) and the median pruner cut.
 ASHA = {"min_resource": 4, "reduction_factor": 3}

@@ -111,7 +111,7 @@ class SamplerSpec(_Section):
 
 
 class PrunerSpec(_Section):
-    """The pruner; ``asha`` (the default): successive halving, rungs at epochs 4, 12, 36, ..."""
+    """The pruner; ``asha`` (the default): successive halving, rungs after epochs 5, 13, 37"""
 
     name: Literal[PRUNERS] = "asha"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
