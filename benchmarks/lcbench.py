@@ -121,9 +121,11 @@ def arm_tuner(task: Task, seed: int, budget: int, **options: Any) -> None:
         if task.used >= total:
             study.stop()
 
-    # Every trial costs at least one epoch, so the epoch cap always stops the study first.
+    # Unpruned, the budget is `budget` trials (the staged plan splits that count into
+    # stages); pruned, every trial costs at least one epoch, so the epoch cap stops first.
+    n_trials = budget if options.get("pruner") == "none" else total
     tuner.optimize(
-        task.objective, space=SPACE, n_trials=total, direction="maximize", seed=seed,
+        task.objective, space=SPACE, n_trials=n_trials, direction="maximize", seed=seed,
         callbacks=[cap], **options,
     )  # fmt: skip
 

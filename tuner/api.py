@@ -28,8 +28,9 @@ def optimize(
     objective: Objective,
     *,
     space: SearchSpace | str | Path | Mapping[str, Any],
-    n_trials: int,
     direction: str,
+    n_trials: int | None = None,
+    budget_epochs: int | None = None,
     strategy: str | Mapping[str, Any] = "flat",
     storage: str | None = None,
     study_name: str | None = None,
@@ -46,7 +47,9 @@ def optimize(
 ) -> TuneResult:
     """Search ``space`` for the best value of a plain function.
 
-    ``n_trials`` is the study's total budget: a call on a study that already has trials
+    The budget is a trial count (``n_trials``), epochs (``budget_epochs``: one ``report()``
+    step is one epoch), a time (``timeout``), or several of them: the first one spent ends
+    the study. ``n_trials`` is the study's total: a call on a study that already has trials
     (same ``storage`` and ``study_name``) runs the rest, so a second process making the
     same call joins as a worker and follows the recorded strategy and stage; together
     they run exactly ``n_trials``. Quiet unless asked: ``progress=True`` shows a bar on
@@ -59,6 +62,7 @@ def optimize(
         space: A :class:`~tuner.specs.space.SearchSpace`, a ``search_spaces/*.yaml`` file,
             or a mapping in that file's form (``{"parameters": {...}}``).
         n_trials: Total trials of the study.
+        budget_epochs: Total epochs (``report()`` steps) of the study's trials.
         direction: ``"minimize"`` or ``"maximize"``.
         strategy: ``"flat"``, ``"staged"``, or ``{"name": "staged", "options": {...}}``
             (options: :class:`~tuner.search.strategy.StagedOptions`).
@@ -94,6 +98,7 @@ def optimize(
         ...                         storage="sqlite:///bench.db", study_name="quad")
         >>> result.best_value, result.best_params["learning_rate"]
     """
+    from tuner.execution.epoch_budget import EpochBudget
     from tuner.execution.run import quiet_optuna
     from tuner.execution.worker import CircuitBreaker, run_worker
     from tuner.outcome.results import summarize
@@ -105,6 +110,7 @@ def optimize(
 
     if direction not in ("minimize", "maximize"):
         raise SpecError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+    _check_budget(n_trials=n_trials, budget_epochs=budget_epochs, timeout=timeout)
     if storage is not None and not study_name:
         raise SpecError(
             "optimize(storage=...) needs study_name=...: without a name every call would "
@@ -142,16 +148,18 @@ def optimize(
         if isinstance(sampler, optuna.samplers.BaseSampler)
         else make_sampler(sampler, {}, seed=seed + finished, space=resolved)
     )
-    left = reserve_trials(study, total=n_trials)
+    left = None if n_trials is None else reserve_trials(study, total=n_trials)
     breaker = CircuitBreaker(limit=max_consecutive_failures)
+    spent = [] if budget_epochs is None else [EpochBudget(budget_epochs)]
     shown = _progress_bar(left, direction) if progress else None
     try:
         with quiet_optuna():
             run_worker(
                 study,
                 _trial_runner(objective, search),
-                callbacks=[breaker, *callbacks, *([shown] if shown else [])],
+                callbacks=[breaker, *spent, *callbacks, *([shown] if shown else [])],
                 deadline=None if timeout is None else time.monotonic() + timeout,
+                spend=n_trials is not None,
             )
     finally:
         if shown is not None:
@@ -180,7 +188,21 @@ def _trial_runner(objective: Objective, search: Any) -> Callable[[optuna.Trial],
     return run_trial
 
 
-def _progress_bar(total: int, direction: str) -> Any:
+def _check_budget(
+    *, n_trials: int | None, budget_epochs: int | None, timeout: float | None
+) -> None:
+    for name, value in (("n_trials", n_trials), ("budget_epochs", budget_epochs)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise SpecError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if timeout is not None and not timeout > 0:
+        raise SpecError(f"timeout must be a number of seconds above 0, got {timeout!r}")
+    if n_trials is None and budget_epochs is None and timeout is None:
+        raise SpecError(
+            "optimize() needs a budget: give n_trials=, budget_epochs= or timeout= (or several)"
+        )
+
+
+def _progress_bar(total: int | None, direction: str) -> Any:
     from tuner.cli.progress import TrialProgress
 
     return TrialProgress(total=total, direction=direction)

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial
 from tuner import records
 from tuner.errors import SpecError, StudyExistsError, StudyNotFoundError, StudyStopped
 from tuner.execution import preflight
+from tuner.execution.epoch_budget import EpochBudget
 from tuner.execution.worker import CircuitBreaker, WorkerOutcome, run_worker
 from tuner.search.described import record_search
 from tuner.search.objectives import name_objectives
@@ -57,6 +58,7 @@ class PreparedRun:
     storage_url: str
     to_run: int | None  # trials left to run (queued ones included); None: until the timeout
     max_consecutive_failures: int
+    epochs_budget: int | None = None  # total epochs of the study's trials
 
 
 def prepare_run(
@@ -71,10 +73,13 @@ def prepare_run(
     dataset: Dataset | None = None,
     builder: Builder | None = None,
     strategy: str | None = None,
+    epochs_budget: int | None = None,
 ) -> PreparedRun:
     """Check the data, the builder and the storage, then create, resume or replace the study.
 
-    ``strategy`` (flat or staged) overrides the spec's.
+    ``strategy`` (flat or staged) overrides the spec's; ``n_trials`` and ``epochs_budget``
+    the spec's budget. An epoch budget given without a trial count (here or in the spec)
+    runs as many trials as the epochs allow.
 
     Example:
         >>> prepared = prepare_run(load_spec("studies/digits-mlp.yaml"),
@@ -91,7 +96,11 @@ def prepare_run(
         spec = spec.model_copy(update={"strategy": StrategySpec(name=strategy)})
         resolved = dataclasses.replace(resolved, spec=spec)
         check_objectives(spec)  # a study of several metrics cannot run staged
-    total = n_trials if n_trials is not None else spec.budget.n_trials
+    epochs = epochs_budget if epochs_budget is not None else spec.budget.epochs
+    total = _trial_budget(spec, n_trials=n_trials, epochs=epochs)
+    if epochs != spec.budget.epochs:  # recorded with the spec, for workers that join
+        spec = spec.model_copy(update={"budget": spec.budget.model_copy(update={"epochs": epochs})})
+        resolved = dataclasses.replace(resolved, spec=spec)
     search = _strategy(resolved, n_trials=total)
     dataset = dataset or load_dataset(spec.data, base_dir=resolved.base_dir, seed=seed)
     for metric in spec.validation_metrics:
@@ -146,7 +155,17 @@ def prepare_run(
         storage_url=storage_url,
         to_run=None if total is None else reserve_trials(study, total=total),
         max_consecutive_failures=spec.budget.max_consecutive_failures,
+        epochs_budget=epochs,
     )
+
+
+def _trial_budget(spec: Any, *, n_trials: int | None, epochs: int | None) -> int | None:
+    """The trial count in force: given, else the spec's, unless only epochs were given."""
+    if n_trials is not None:
+        return n_trials
+    if epochs is not None and "n_trials" not in spec.budget.model_fields_set:
+        return None  # the spec's default count must not cut an epoch budget short
+    return spec.budget.n_trials  # type: ignore[no-any-return]
 
 
 def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = None) -> PreparedRun:
@@ -207,6 +226,7 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
         storage_url=storage_url,
         to_run=reserved_trials(study),  # the study's queue holds the budget
         max_consecutive_failures=spec.budget.max_consecutive_failures,
+        epochs_budget=spec.budget.epochs,
     )
 
 
@@ -270,14 +290,15 @@ def execute(
         >>> execute(prepare_run(resolved, storage_url="sqlite:///tuner.db")).reason
         'drained'
     """
-    if prepared.to_run is None and timeout is None:
-        raise SpecError("a study needs a budget: give n_trials, a timeout, or both")
+    if prepared.to_run is None and timeout is None and prepared.epochs_budget is None:
+        raise SpecError("a study needs a budget: give n_trials, an epoch budget or a timeout")
     breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
+    spent = [] if prepared.epochs_budget is None else [EpochBudget(prepared.epochs_budget)]
     with quiet_optuna(), long_lived_frozen() as refreeze:
         outcome = run_worker(
             prepared.study,
             prepared.objective,
-            callbacks=[breaker, refreeze, *callbacks],
+            callbacks=[breaker, refreeze, *spent, *callbacks],
             max_trials=max_trials,
             deadline=None if timeout is None else time.monotonic() + timeout,
             spend=prepared.to_run is not None,

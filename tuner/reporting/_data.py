@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner import records
 from tuner.errors import ReportError
+from tuner.execution.epoch_budget import trial_epochs
 from tuner.search.described import decisions_line, search_line
 from tuner.search.importance import compare_with_declared, measure_importance
 from tuner.search.objectives import is_feasible
@@ -117,12 +118,6 @@ def trial_seconds(trial: optuna.trial.FrozenTrial) -> float | None:
     if trial.datetime_start and trial.datetime_complete:
         return (trial.datetime_complete - trial.datetime_start).total_seconds()
     return None
-
-
-def trial_epochs(trial: optuna.trial.FrozenTrial) -> int:
-    """Epochs a trial trained: user attr ``epochs``, else its count of reported values."""
-    value = trial.user_attrs.get(records.EPOCHS)
-    return int(value) if isinstance(value, (int, float)) else len(trial.intermediate_values)
 
 
 def epochs_saved(study: optuna.Study) -> dict[str, Any]:

@@ -136,7 +136,14 @@ class StrategySpec(_Section):
 
 
 class BudgetSpec(_Section):
-    n_trials: int | None = Field(20, ge=1, description="total trials of the study")
+    """Trials, epochs and time: the study ends when the first one given is spent."""
+
+    n_trials: int | None = Field(
+        20, ge=1, description="total trials of the study (not applied when only epochs are given)"
+    )
+    epochs: int | None = Field(
+        None, ge=1, description="total epochs the study's trials may train, pruned ones included"
+    )
     timeout: float | None = Field(None, gt=0, description="seconds for this run")
     max_consecutive_failures: int = Field(5, ge=1, description="circuit breaker")
 
