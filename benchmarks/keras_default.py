@@ -94,7 +94,10 @@ def report(task: str, rows: dict[str, list[list[float | None]]], maximize: bool)
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             cells.append(f"{mean:>14.4g} ± {spread:<9.3g}")
         print(f"{name:<12}" + "".join(cells))
-    wins = [_win(d[-1], f[-1], maximize) for d, f in zip(rows["default"], rows["flat-median"])]
+    wins = [
+        _win(d[-1], f[-1], maximize)
+        for d, f in zip(rows["default"], rows["flat-median"], strict=True)
+    ]
     print(f"default wins over flat-median @100%: {sum(wins):g} of {len(wins)}")
 
 

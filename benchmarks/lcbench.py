@@ -60,8 +60,10 @@ SPACE = {
             "type": "float", "low": 1e-4, "high": 1e-1, "log": True, "tier": 1, "default": 1e-2,
         },
         "momentum": {"type": "float", "low": 0.1, "high": 0.99, "tier": 2, "default": 0.9},
-        "batch_size": {"type": "int", "low": 16, "high": 512, "log": True, "tier": 2, "default": 64},
-        "max_units": {"type": "int", "low": 64, "high": 1024, "log": True, "tier": 2, "default": 256},
+        "batch_size": {"type": "int", "low": 16, "high": 512, "log": True, "tier": 2,
+                       "default": 64},
+        "max_units": {"type": "int", "low": 64, "high": 1024, "log": True, "tier": 2,
+                      "default": 256},
         "num_layers": {"type": "int", "low": 1, "high": 5, "tier": 3, "default": 2},
         "weight_decay": {"type": "float", "low": 1e-5, "high": 1e-1, "tier": 3, "default": 1e-4},
         "max_dropout": {"type": "float", "low": 0.0, "high": 1.0, "tier": 4, "default": 0.0},
@@ -143,7 +145,9 @@ ARMS: dict[str, Callable[[Task, int, int], None]] = {
     "tpe": lambda t, s, b: arm_plain_optuna(
         t, b, optuna.samplers.TPESampler(seed=s), optuna.pruners.NopPruner()
     ),
-    "tpe-hb": lambda t, s, b: arm_plain_optuna(t, b, optuna.samplers.TPESampler(seed=s), _hyperband()),
+    "tpe-hb": lambda t, s, b: arm_plain_optuna(
+        t, b, optuna.samplers.TPESampler(seed=s), _hyperband()
+    ),
     "tuner-old": lambda t, s, b: arm_tuner(t, s, b, sampler="tpe", pruner="median"),
     "tuner-staged": lambda t, s, b: arm_tuner(t, s, b, strategy="staged", pruner="none"),
     "tuner-default": lambda t, s, b: arm_tuner(t, s, b),
@@ -177,7 +181,11 @@ def summarise(rows: list[dict[str, Any]], budget: int) -> None:
         cells, medians[a] = [], []
         for share in SHARES:
             got = [best_at(v[a]["trace"], total * share) for v in full.values()]
-            ok = [x - v["rs"]["best"] for x, v in zip(got, full.values()) if x is not None]
+            ok = [
+                x - v["rs"]["best"]
+                for x, v in zip(got, full.values(), strict=True)
+                if x is not None
+            ]
             medians[a].append(st.median(ok) if ok else -math.inf)
             short = "" if len(ok) == len(full) else f" n={len(ok)}"
             cells.append(f"{st.median(ok):+.2f} [{st.mean(ok):+.2f}]{short}" if ok else "n/a")
@@ -209,7 +217,9 @@ def summarise(rows: list[dict[str, Any]], budget: int) -> None:
             max(medians[a][i] for a in others) <= medians["tuner-default"][i]
             for i in range(len(SHARES))
         ]
-        shown = ", ".join(f"{s:.0%} {'yes' if ok else 'no'}" for s, ok in zip(SHARES, lead))
+        shown = ", ".join(
+            f"{s:.0%} {'yes' if ok else 'no'}" for s, ok in zip(SHARES, lead, strict=True)
+        )
         print(f"tuner-default's median >= every other arm's: {shown}")
 
 
@@ -267,7 +277,9 @@ def main() -> None:
                           file=sys.stderr, flush=True)  # fmt: skip
     rows = [json.loads(line) for line in out.open()]
     wanted = {(t, s) for t in tasks for s in range(args.seeds)}
-    summarise([r for r in rows if r["arm"] in arms and (r["task"], r["seed"]) in wanted], args.budget)
+    summarise(
+        [r for r in rows if r["arm"] in arms and (r["task"], r["seed"]) in wanted], args.budget
+    )
 
 
 if __name__ == "__main__":

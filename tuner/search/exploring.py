@@ -1,11 +1,11 @@
 """A sampler that hands a fixed share of its trials to uniform random search.
 
 TPE models where the good trials were, and on a budget of a few dozen trials it settles
-early: on the LCBench surrogate (benchmarks/lcbench.py) a TPE that draws one trial in
-three uniformly at random beat plain TPE at every share of the budget, most of all on the
-tasks where the first good region was not the best one (the random draws keep finding
-other regions, and TPE then models them). Optuna has no such option (``TPESampler`` only
-draws at random before ``n_startup_trials``), hence this small wrapper.
+early; random draws keep finding other regions, which TPE then models. tuner's default
+search (this over TPE, a third of the trials random, with successive halving) beat plain
+TPE and TPE + Hyperband on the LCBench surrogate (benchmarks/lcbench.py, figures in
+benchmarks/README.md). Optuna has no such option (``TPESampler`` draws at random only
+before ``n_startup_trials``), hence this small wrapper.
 
 Which trials are random is a pure function of the seed and the trial number, so the
 relative (multivariate) and independent draws of one trial agree, and two runs with the
@@ -42,7 +42,9 @@ class ExploringSampler(optuna.samplers.BaseSampler):
         self._seed = seed
         # Not ``seed`` itself: the model's own start-up draws (TPE's RandomSampler) use it,
         # and the same stream here would repeat its trials one for one (measured: it did).
-        self._random = optuna.samplers.RandomSampler(seed=None if seed is None else (seed + 1) % 2**32)
+        self._random = optuna.samplers.RandomSampler(
+            seed=None if seed is None else (seed + 1) % 2**32
+        )
 
     def explores(self, trial: FrozenTrial) -> bool:
         """Whether ``trial`` is one of the uniformly random ones."""
