@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     import optuna
 
 SCHEMA = "tuner.report/1"
+# A report measures importance from 20 trials on, on learning curves when most trials were
+# pruned, and says when the intervals are wide; acting on importance (the staged strategy's
+# freezing) waits for 4 trials per parameter (tuner.search.importance.min_trials_for).
+REPORT_MIN_TRIALS = 20
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
@@ -39,7 +43,9 @@ def build(study: optuna.Study, **importance_options: Any) -> dict[str, Any]:
         raise ReportError(f"study '{study.study_name}' has no trials yet; run it first")
     attrs = study.user_attrs
     space = _space(attrs)
-    importance = measure_importance(study, **importance_options)
+    importance = measure_importance(
+        study, **{"curves": True, "min_trials": REPORT_MIN_TRIALS, **importance_options}
+    )
     stages = stage_decisions(study)
     tiers = space.tiers() if space else {}
     notes = _notes(importance)
@@ -295,6 +301,20 @@ def _notes(importance: dict[str, Any]) -> list[str]:
         notes.append(str(importance["message"]))
         return notes
     settings = importance["settings"]
+    at = importance.get("measured_at")
+    if at:
+        notes.append(
+            f"importance measured on the values {at['n_trials']} trials reported at epoch "
+            f"{at['step'] + 1} (only {importance['n_complete']} trained to the end): pruned "
+            "trials' learning curves count"
+        )
+    per_param = importance["n_used"] / max(1, len(importance["searched"]))
+    if per_param < 4:
+        notes.append(
+            f"{importance['n_used']} trials for {len(importance['searched'])} searched "
+            "parameters (fewer than 4 each): the intervals are wide; trust a parameter's "
+            "rank only where its interval says so"
+        )
     if importance["n_used"] < importance["n_complete"]:
         notes.append(
             f"importance used a random {importance['n_used']} of "
