@@ -47,12 +47,12 @@ def values_at(trials: Sequence[FrozenTrial], step: int) -> list[FrozenTrial]:
         [0.91, 0.87]
     """
     out = []
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
     for t in trials:
         value = t.intermediate_values.get(step)
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and value is not None:
-            if math.isfinite(value):
-                copy = create_trial(params=t.params, distributions=t.distributions, value=value)
-                out.append(with_trial_id(copy, trial_id_of(t)))
+        if t.state in finished and value is not None and math.isfinite(value):
+            copy = create_trial(params=t.params, distributions=t.distributions, value=value)
+            out.append(with_trial_id(copy, trial_id_of(t)))
     return out
 
 
