@@ -97,6 +97,19 @@ def test_tuner_run_with_an_epoch_budget_trains_as_many_trials_as_it_allows(
 
 
 @pytest.mark.slow
+def test_a_spec_with_a_time_budget_alone_runs_until_the_time_is_spent(cli, sqlite_url, tiny_spec):
+    spec = tiny_spec()
+    written = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    written["budget"] = {"timeout": 8}  # no trial count: not the default 20
+    spec.write_text(yaml.safe_dump(written), encoding="utf-8")
+    result = cli("run", str(spec), "--storage", sqlite_url)
+    assert result.returncode == 0, result.stderr
+    assert "8 s to run" in result.stderr
+    trials = optuna.load_study(study_name="tiny", storage=sqlite_url).get_trials()
+    assert 1 <= len(trials) < 20
+
+
+@pytest.mark.slow
 def test_tuner_run_staged_with_a_timeout_alone_runs(cli, sqlite_url, tiny_spec):
     spec = tiny_spec(budget={"n_trials": None}, strategy="staged")
     result = cli("run", str(spec), "--storage", sqlite_url, "--timeout", "15")

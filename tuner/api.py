@@ -333,8 +333,9 @@ def tune(
         overwrite=overwrite,
         dataset=dataset,
         builder=build_model,
+        timeout=timeout,
     )
-    execute(prepared, timeout=timeout, callbacks=list(callbacks))
+    execute(prepared, callbacks=list(callbacks))
     return summarize(prepared.study, storage_url=url)
 
 

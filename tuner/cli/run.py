@@ -18,7 +18,9 @@ DEFAULT_RECYCLE_AFTER = 50
 @click.option("--study-name", help="Name in storage [default: the spec's name].")
 @click.option("--n-trials", type=click.IntRange(min=1), help="Total trials of the study.")
 @click.option(
-    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds for this run."
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds for this run; alone, as many trials as fit [default: the spec's budget.timeout].",
 )
 @click.option(
     "--epochs-budget",
@@ -140,7 +142,9 @@ def run(
         overwrite=overwrite,
         strategy=strategy,
         epochs_budget=epochs_budget,
+        timeout=timeout,
     )
+    timeout = prepared.timeout  # given, else the spec's budget.timeout
     name = prepared.study.study_name
     click.echo(
         f"Study {name!r} in {mask_url(url)}: {_to_run(prepared)} to run "
@@ -212,6 +216,8 @@ def _to_run(prepared: Any) -> str:
     parts = [] if prepared.to_run is None else [f"{prepared.to_run} trials"]
     if prepared.epochs_budget is not None:
         parts.append(f"{prepared.epochs_budget} epochs")
+    if prepared.timeout is not None:
+        parts.append(f"{prepared.timeout:g} s")
     return " or ".join(parts) or "open-ended trials"
 
 

@@ -59,6 +59,7 @@ class PreparedRun:
     to_run: int | None  # trials left to run (queued ones included); None: until the timeout
     max_consecutive_failures: int
     epochs_budget: int | None = None  # total epochs of the study's trials
+    timeout: float | None = None  # seconds for this run (given, else the spec's)
 
 
 def prepare_run(
@@ -74,12 +75,13 @@ def prepare_run(
     builder: Builder | None = None,
     strategy: str | None = None,
     epochs_budget: int | None = None,
+    timeout: float | None = None,
 ) -> PreparedRun:
     """Check the data, the builder and the storage, then create, resume or replace the study.
 
     ``strategy`` (flat or staged) overrides the spec's; ``n_trials`` and ``epochs_budget``
-    the spec's budget. An epoch budget given without a trial count (here or in the spec)
-    runs as many trials as the epochs allow.
+    and ``timeout`` the spec's budget. Epochs or a time given without a trial count (here
+    or in the spec) run as many trials as they allow.
 
     Example:
         >>> prepared = prepare_run(load_spec("studies/digits-mlp.yaml"),
@@ -97,7 +99,8 @@ def prepare_run(
         resolved = dataclasses.replace(resolved, spec=spec)
         check_objectives(spec)  # a study of several metrics cannot run staged
     epochs = epochs_budget if epochs_budget is not None else spec.budget.epochs
-    total = _trial_budget(spec, n_trials=n_trials, epochs=epochs)
+    seconds = timeout if timeout is not None else spec.budget.timeout
+    total = _trial_budget(spec, n_trials=n_trials, open_ended=(epochs or seconds) is not None)
     if epochs != spec.budget.epochs:  # recorded with the spec, for workers that join
         spec = spec.model_copy(update={"budget": spec.budget.model_copy(update={"epochs": epochs})})
         resolved = dataclasses.replace(resolved, spec=spec)
@@ -156,15 +159,17 @@ def prepare_run(
         to_run=None if total is None else reserve_trials(study, total=total),
         max_consecutive_failures=spec.budget.max_consecutive_failures,
         epochs_budget=epochs,
+        timeout=seconds,
     )
 
 
-def _trial_budget(spec: Any, *, n_trials: int | None, epochs: int | None) -> int | None:
-    """The trial count in force: given, else the spec's, unless only epochs were given."""
+def _trial_budget(spec: Any, *, n_trials: int | None, open_ended: bool) -> int | None:
+    """The trial count in force: given, else the spec's, unless only epochs or a time
+    were given (``open_ended``): the spec's default count must not cut those short."""
     if n_trials is not None:
         return n_trials
-    if epochs is not None and "n_trials" not in spec.budget.model_fields_set:
-        return None  # the spec's default count must not cut an epoch budget short
+    if open_ended and "n_trials" not in spec.budget.model_fields_set:
+        return None
     return spec.budget.n_trials  # type: ignore[no-any-return]
 
 
@@ -290,6 +295,7 @@ def execute(
         >>> execute(prepare_run(resolved, storage_url="sqlite:///tuner.db")).reason
         'drained'
     """
+    timeout = timeout if timeout is not None else prepared.timeout
     if prepared.to_run is None and timeout is None and prepared.epochs_budget is None:
         raise SpecError("a study needs a budget: give n_trials, an epoch budget or a timeout")
     breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
