@@ -242,10 +242,12 @@ def test_spec_strategy_short_form_options_and_one_line_errors(tiny_spec):
             direction="minimize",
             strategy={"name": "staged", "options": {"budget": [1, 2, 3]}},
         )
-    with pytest.raises(SpecError, match="staged strategy splits a trial budget"):
-        from tuner.search.strategy import make_strategy
+    # A budget in time or epochs (no trial count) is planned, not refused: each stage but
+    # the last gets the trials importance needs (20 for these 4 parameters), the last the rest.
+    from tuner.search.strategy import make_strategy
 
-        make_strategy("staged", space=tuner.SearchSpace.model_validate(SPACE), n_trials=None)
+    planned = make_strategy("staged", space=tuner.SearchSpace.model_validate(SPACE), n_trials=None)
+    assert [(s.start, s.end) for s in planned.plan] == [(0, 20), (20, None)]
 
 
 @pytest.mark.slow
