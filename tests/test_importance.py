@@ -123,3 +123,35 @@ def test_multi_objective_and_bad_options_are_refused():
         measure_importance(study, evaluators=["shap"])
     with pytest.raises(ReportError, match="interval must be between 0 and 1"):
         measure_importance(study, interval=90)
+
+
+def test_a_quick_start_study_mostly_pruned_gets_importance_from_its_learning_curves(tmp_path):
+    import tuner
+
+    space = {
+        "parameters": {
+            "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True, "tier": 1,
+                   "default": 1e-2},
+            **{f"p{i}": {"type": "float", "low": 0.0, "high": 1.0, "tier": 2, "default": 0.5}
+               for i in range(4)},
+        }
+    }  # fmt: skip
+
+    def curve(params, report):  # epochs 0..14, a plateau set by the learning rate alone
+        for step in range(15):
+            value = (math.log10(params["lr"]) + 2) ** 2 + 1.0 / (step + 1)
+            report(value, step)
+        return value
+
+    study = tuner.optimize(curve, space=space, n_trials=20, direction="minimize").study
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) < 20  # most were pruned
+    data = tuner.report(study, path=tmp_path / "r.html", n_bootstrap=8)
+    imp = data["importance"]
+    assert imp["status"] == "ok" and imp["measured_at"] == {"step": 4, "n_trials": 20}
+    assert imp["params"][0]["name"] == "lr"
+    for row in imp["params"]:  # every searched parameter, with an interval
+        assert row["low"] is not None and row["high"] is not None
+    assert {row["name"] for row in imp["params"]} == {"lr", "p0", "p1", "p2", "p3"}
+    assert any("reported at epoch 5" in note for note in data["notes"])
+    # Without curves (acting on importance, as staged does) the same study is too small.
+    assert measure_importance(study, min_trials=20)["status"] == "too_few_trials"

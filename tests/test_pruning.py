@@ -98,3 +98,25 @@ def test_median_pruning_stops_poor_trials_at_the_first_epoch_it_may(tiny_spec, s
         assert trial.state == TrialState.PRUNED
         assert sorted(trial.intermediate_values) == [0, 1, 2]  # every epoch, up to the warm-up
         assert trial.user_attrs["epochs"] == 3
+
+
+@pytest.mark.slow
+def test_a_trial_trained_to_its_last_epoch_is_complete_whatever_the_pruner_says(
+    tiny_spec, sqlite_url
+):
+    # A threshold no model reaches: the pruner would stop every trial wherever it is asked,
+    # and the warm-up leaves only the last of the 3 epochs to ask at.
+    resolved = load_spec(
+        tiny_spec(
+            training={"max_epochs": 3},
+            pruner={"name": "threshold", "options": {"lower": 2.0, "n_warmup_steps": 2}},
+            budget={"n_trials": 2},
+        )
+    )
+    execute(prepare_run(resolved, storage_url=sqlite_url))
+    trials = optuna.load_study(study_name="tiny", storage=sqlite_url).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for trial in trials:
+        assert sorted(trial.intermediate_values) == [0, 1, 2]
+        assert trial.user_attrs["epochs"] == 3
+        assert trial.value == trial.intermediate_values[2]

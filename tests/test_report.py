@@ -198,10 +198,14 @@ def test_json_is_plain_and_has_the_documented_keys(stored):
         "importance",
         "declared_vs_measured",
         "batch_size",
+        "search",
         "stages",
         "notes",
     }
     assert data["stages"] == []  # a flat study
+    # made by plain Optuna: no search recorded, and a flat study decides nothing
+    assert data["search"]["line"] is None
+    assert data["search"]["decisions"].startswith("none: the flat strategy")
     p = data["importance"]["params"][0]
     assert set(p) == {
         "name",

@@ -242,10 +242,12 @@ def test_spec_strategy_short_form_options_and_one_line_errors(tiny_spec):
             direction="minimize",
             strategy={"name": "staged", "options": {"budget": [1, 2, 3]}},
         )
-    with pytest.raises(SpecError, match="staged strategy splits a trial budget"):
-        from tuner.search.strategy import make_strategy
+    # A budget in time or epochs (no trial count) is planned, not refused: each stage but
+    # the last gets the trials importance needs (20 for these 4 parameters), the last the rest.
+    from tuner.search.strategy import make_strategy
 
-        make_strategy("staged", space=tuner.SearchSpace.model_validate(SPACE), n_trials=None)
+    planned = make_strategy("staged", space=tuner.SearchSpace.model_validate(SPACE), n_trials=None)
+    assert [(s.start, s.end) for s in planned.plan] == [(0, 20), (20, None)]
 
 
 @pytest.mark.slow
@@ -293,4 +295,27 @@ def test_a_flat_study_shows_no_stages(sqlite_url, cli):
     shown = cli("studies", "show", "s", "--storage", sqlite_url, "--format", "json")
     record = json.loads(shown.stdout)
     assert record["strategy"] == "flat" and "stages" not in record
+    assert record["search"] == "flat strategy; sampler random; pruner none"
+    assert record["decisions"].startswith("none: the flat strategy searches every")
     assert tuner.report("s", storage=sqlite_url)["stages"] == []
+
+
+def test_the_default_search_is_recorded_and_shown_with_why_no_decision(sqlite_url, cli, tmp_path):
+    seen: list[dict] = []
+    study = tuner.optimize(
+        quadratic(seen), space=SPACE, n_trials=12, direction="minimize", storage=sqlite_url,
+        study_name="d",
+    ).study  # fmt: skip
+    assert seen[0] == {"x": 0.5, "z": 0.5, "y": 0.5, "w": 2}  # the defaults first
+    search = (
+        "flat strategy; sampler tpe-explore (TPE, 33% of its proposals uniformly random, "
+        "after 10 start-up trials); pruner asha (successive halving, rungs after epochs "
+        "5, 13, 37, ...)"
+    )
+    shown = cli("studies", "show", "d", "--storage", sqlite_url)
+    assert shown.returncode == 0, shown.stderr
+    assert search in shown.stdout
+    assert "none: the flat strategy searches every selected parameter" in shown.stdout
+    text = tuner.reporting.render_markdown(tuner.report(study, path=tmp_path / "r.html"))
+    assert f"- Search: {search}." in text
+    assert "- Decisions: none: the flat strategy" in text

@@ -36,6 +36,10 @@ def test_studies_show_gives_space_tiers_and_best_params_in_model_values(cli, tin
     # batch_size is stored as its exponent; the user reads the batch size itself.
     stored = _load(tiny_study).best_trial.params
     assert record["best_params"]["batch_size"] == 2 ** stored["log2_batch_size"]
+    # the spec names no sampler: the default, recorded and said; the spec's pruner: none
+    assert record["search"].startswith("flat strategy; sampler tpe-explore (TPE, 33% of")
+    assert record["search"].endswith("; pruner none")
+    assert record["decisions"].startswith("none: the flat strategy")
 
 
 def test_trials_list_filters_sorts_and_limits(cli, tiny_study):

@@ -75,3 +75,34 @@ def test_the_above_density_is_fitted_on_at_most_the_bound(monkeypatch, bound):
 def test_a_bad_bound_is_one_clear_spec_error():
     with pytest.raises(SpecError, match="max_above_trials must be at least 1, not 0"):
         make_sampler("tpe", {"max_above_trials": 0}, seed=0)
+
+
+def _quadratic_study(sampler: optuna.samplers.BaseSampler, n_trials: int) -> optuna.Study:
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(
+        lambda t: (t.suggest_float("x", -5, 5) - 1.3) ** 2 + t.suggest_float("y", -5, 5) ** 2,
+        n_trials=n_trials,
+    )
+    return study
+
+
+def test_the_default_sampler_draws_a_third_at_random_and_still_converges():
+    sampler = make_sampler("tpe-explore", {}, seed=3)
+    study = _quadratic_study(sampler, 150)
+    explored = [t.number for t in study.trials if sampler.explores(t)]
+    assert 35 <= len(explored) <= 65  # about a third of 150
+    assert study.best_value < 0.1  # TPE still models the rest
+    again = make_sampler("tpe-explore", {}, seed=3)
+    assert [t.number for t in study.trials if again.explores(t)] == explored  # same seed
+
+
+def test_random_draws_never_repeat_the_start_up_draws():
+    # Both streams seeded alike would give trial 2 the parameters of trial 1, and so on.
+    study = _quadratic_study(make_sampler("tpe-explore", {}, seed=0), 40)
+    points = [(t.params["x"], t.params["y"]) for t in study.trials]
+    assert len(set(points)) == len(points)
+
+
+def test_bad_default_sampler_options_are_one_clear_spec_error():
+    with pytest.raises(SpecError, match="random_share must be between 0 and 1, not 2"):
+        make_sampler("tpe-explore", {"random_share": 2}, seed=0)

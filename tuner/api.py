@@ -32,13 +32,14 @@ def optimize(
     objective: Objective,
     *,
     space: SearchSpace | str | Path | Mapping[str, Any],
-    n_trials: int,
     direction: Literal["minimize", "maximize"],
+    n_trials: int | None = None,
+    budget_epochs: int | None = None,
     strategy: str | Mapping[str, Any] = "flat",
     storage: str | None = None,
     study_name: str | None = None,
-    sampler: str | optuna.samplers.BaseSampler = "tpe",
-    pruner: str | optuna.pruners.BasePruner = "median",
+    sampler: str | optuna.samplers.BaseSampler = "tpe-explore",
+    pruner: str | optuna.pruners.BasePruner = "asha",
     seed: int = 0,
     tiers: str | Iterable[int] | None = None,
     fixed: Mapping[str, Any] | None = None,
@@ -46,10 +47,13 @@ def optimize(
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
     max_consecutive_failures: int = 5,
     progress: bool = False,
+    baseline_first: bool = True,
 ) -> TuneResult:
     """Search ``space`` for the best value of a plain function.
 
-    ``n_trials`` is the study's total budget: a call on a study that already has trials
+    The budget is a trial count (``n_trials``), epochs (``budget_epochs``: one ``report()``
+    step is one epoch), a time (``timeout``), or several of them: the first one spent ends
+    the study. ``n_trials`` is the study's total: a call on a study that already has trials
     (same ``storage`` and ``study_name``) runs the rest, so a second process making the
     same call joins as a worker and follows the recorded strategy and stage; together
     they run exactly ``n_trials``. Quiet unless asked: ``progress=True`` shows a bar on
@@ -65,6 +69,7 @@ def optimize(
             a shipped space's name (``"importance-ranked"``, see ``tuner space list``),
             or a mapping in that file's form (``{"parameters": {...}}``).
         n_trials: Total trials of the study.
+        budget_epochs: Total epochs (``report()`` steps) of the study's trials.
         direction: ``"minimize"`` or ``"maximize"``.
         strategy: ``"flat"``, ``"staged"``, or ``{"name": "staged", "options": {...}}``
             (options: :class:`~tuner.search.strategy.StagedOptions`).
@@ -72,8 +77,10 @@ def optimize(
             the study in memory. A stored study needs ``study_name`` (refused with
             :class:`~tuner.errors.SpecError` otherwise).
         study_name: The study's name in storage (a second call with it resumes or joins).
-        sampler: A sampler name as in specs (``tpe``, ``random``, ...) or a sampler.
-        pruner: A pruner name as in specs (``median``, ``none``, ...) or a pruner.
+        sampler: A sampler name as in specs (``tpe-explore``, the default: TPE with a
+            third of its proposals uniformly random; ``tpe``, ``random``, ...) or a sampler.
+        pruner: A pruner name as in specs (``asha``, the default: successive halving with
+            rungs at steps 4, 12, 36, ...; ``median``, ``none``, ...) or a pruner.
         seed: Seed of the sampler (offset by the trials already run when resuming).
         tiers: Tiers to search (``"1-2"``); the rest stay at their defaults.
         fixed: Values held fixed instead of searched, by parameter name.
@@ -83,6 +90,8 @@ def optimize(
         max_consecutive_failures: Stop (:class:`~tuner.errors.StudyStopped`) after this
             many failed trials in a row: a broken function should not burn the budget.
         progress: Show a progress bar (a line per trial when stderr is not a terminal).
+        baseline_first: A new study's first trial takes the space's defaults (a sound
+            baseline after one trial; the rest of the search is measured against it).
 
     Returns:
         A :class:`~tuner.outcome.results.TuneResult`: ``best_value``, ``best_params`` (the
@@ -100,15 +109,18 @@ def optimize(
         >>> result.best_value, result.best_params["learning_rate"]
         (0.00..., 0.0...)
     """
+    from tuner.execution.epoch_budget import EpochBudget
     from tuner.execution.worker import CircuitBreaker, run_worker
     from tuner.outcome.results import summarize
-    from tuner.search.samplers import make_pruner, make_sampler
+    from tuner.search.described import record_search
+    from tuner.search.samplers import enqueue_baseline, make_pruner, make_sampler
     from tuner.search.strategy import make_strategy
     from tuner.storage import open_storage
     from tuner.storage.queue import FINISHED, reserve_trials
 
     if direction not in ("minimize", "maximize"):
         raise SpecError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+    _check_budget(n_trials=n_trials, budget_epochs=budget_epochs, timeout=timeout)
     if storage is not None and not study_name:
         raise SpecError(
             "optimize(storage=...) needs study_name=...: without a name every call would "
@@ -128,8 +140,14 @@ def optimize(
         pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else make_pruner(pruner, {}),
     )
     search.prepare(study)
+    record_search(
+        study, strategy=name, sampler=sampler, sampler_options={}, pruner=pruner, pruner_options={}
+    )
     if records.SPACE not in study.user_attrs:  # reports set declared tiers beside measured ranks
         study.set_user_attr(records.SPACE, resolved.model_dump(mode="json"))
+    grid = sampler == "grid" or isinstance(sampler, optuna.samplers.GridSampler)
+    if baseline_first and not grid and not study.get_trials(deepcopy=False):
+        enqueue_baseline(study, resolved, tiers=chosen, fixed=fixed)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A resumed study must not replay the random start-up points of the first run.
     study.sampler = (
@@ -143,15 +161,17 @@ def optimize(
             searched=resolved.searched(tiers=chosen, fixed=fixed),
         )
     )
-    left = reserve_trials(study, total=n_trials)
+    left = None if n_trials is None else reserve_trials(study, total=n_trials)
     breaker = CircuitBreaker(limit=max_consecutive_failures)
+    spent = [] if budget_epochs is None else [EpochBudget(budget_epochs)]
     shown = _progress_bar(left, direction) if progress else None
     try:
         run_worker(
             study,
             _trial_runner(objective, search),
-            callbacks=[breaker, *callbacks, *([shown] if shown else [])],
+            callbacks=[breaker, *spent, *callbacks, *([shown] if shown else [])],
             deadline=None if timeout is None else time.monotonic() + timeout,
+            spend=n_trials is not None,
         )
     finally:
         if shown is not None:
@@ -180,7 +200,21 @@ def _trial_runner(objective: Objective, search: Any) -> Callable[[optuna.Trial],
     return run_trial
 
 
-def _progress_bar(total: int, direction: str) -> Any:
+def _check_budget(
+    *, n_trials: int | None, budget_epochs: int | None, timeout: float | None
+) -> None:
+    for name, value in (("n_trials", n_trials), ("budget_epochs", budget_epochs)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise SpecError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if timeout is not None and not timeout > 0:
+        raise SpecError(f"timeout must be a number of seconds above 0, got {timeout!r}")
+    if n_trials is None and budget_epochs is None and timeout is None:
+        raise SpecError(
+            "optimize() needs a budget: give n_trials=, budget_epochs= or timeout= (or several)"
+        )
+
+
+def _progress_bar(total: int | None, direction: str) -> Any:
     from tuner.cli.progress import TrialProgress
 
     return TrialProgress(total=total, direction=direction)
@@ -347,11 +381,12 @@ def tune(
         overwrite=overwrite,
         dataset=dataset,
         builder=build_model,
+        timeout=timeout,
     )
     notice = gpu_notice(gpu_options(resolved.spec.training), has_gpu=bool(detect_gpus()))
     if notice:
         logging.getLogger("tuner").warning("Note: %s.", notice)
-    execute(prepared, timeout=timeout, callbacks=list(callbacks))
+    execute(prepared, callbacks=list(callbacks))
     return summarize(prepared.study, storage_url=url)
 
 

@@ -43,6 +43,7 @@ SPEC = "tuner_spec"  # the study spec as a JSON-able mapping (what a joining wor
 SPACE = "tuner_space"  # the resolved search space (declared tiers, ranges, defaults)
 TIERS = "tuner_tiers"  # the tiers this study searches, as a sorted list
 STRATEGY = "tuner_strategy"  # the search strategy and its stage plan (tuner.search.strategy)
+SEARCH = "tuner_search"  # strategy, sampler and pruner with their options (search.described)
 STAGE_DECISION = "tuner_stage_{stage}"  # one key per stage: frozen, narrowed, evidence
 MAX_EPOCHS = "max_epochs"  # epochs a trial would train without pruning
 BUDGET = "tuner_budget"  # trials that workers may still create (tuner.storage.queue)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from tuner.cli.options import storage_option
@@ -16,7 +18,16 @@ DEFAULT_RECYCLE_AFTER = 50
 @click.option("--study-name", help="Name in storage [default: the spec's name].")
 @click.option("--n-trials", type=click.IntRange(min=1), help="Total trials of the study.")
 @click.option(
-    "--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds for this run."
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds for this run; alone, as many trials as fit [default: the spec's budget.timeout].",
+)
+@click.option(
+    "--epochs-budget",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Total epochs the study's trials may train (pruned ones count what they trained); "
+    "alone, as many trials as they allow [default: the spec's budget.epochs].",
 )
 @click.option("--seed", type=int, help="Random seed [default: the spec's].")
 @click.option("--tiers", help="Tiers to search, e.g. 1-2 or 1,3; the rest stay at defaults.")
@@ -72,6 +83,7 @@ def run(
     study_name: str | None,
     n_trials: int | None,
     timeout: float | None,
+    epochs_budget: int | None,
     seed: int | None,
     tiers: str | None,
     strategy: str | None,
@@ -90,6 +102,7 @@ def run(
     Example:
       tuner run studies/digits-mlp.yaml --n-trials 10 --tiers 1-2
       tuner run studies/digits-mlp.yaml --n-trials 60 --strategy staged
+      tuner run studies/digits-mlp.yaml --epochs-budget 300
       tuner run studies/digits-mlp.yaml --storage postgresql://tuner@db/tuner \\
         --ray auto --workers 8
     """
@@ -129,10 +142,13 @@ def run(
         resume=resume,
         overwrite=overwrite,
         strategy=strategy,
+        epochs_budget=epochs_budget,
+        timeout=timeout,
     )
+    timeout = prepared.timeout  # given, else the spec's budget.timeout
     name = prepared.study.study_name
     click.echo(
-        f"Study {name!r} in {mask_url(url)}: {_to_run(prepared.to_run)} trials to run "
+        f"Study {name!r} in {mask_url(url)}: {_to_run(prepared)} to run "
         f"(tiers {','.join(map(str, sorted(resolved.tiers)))}, "
         f"{strategy or resolved.spec.strategy.name} strategy)",
         err=True,
@@ -204,8 +220,14 @@ def _slots(
     return [None] * workers
 
 
-def _to_run(count: int | None) -> str:
-    return "open-ended" if count is None else str(count)
+def _to_run(prepared: Any) -> str:
+    """What this run may spend: trials, epochs, or until the timeout."""
+    parts = [] if prepared.to_run is None else [f"{prepared.to_run} trials"]
+    if prepared.epochs_budget is not None:
+        parts.append(f"{prepared.epochs_budget} epochs")
+    if prepared.timeout is not None:
+        parts.append(f"{prepared.timeout:g} s")
+    return " or ".join(parts) or "open-ended trials"
 
 
 def _stopped(interrupt: KeyboardInterrupt, *, supervised: bool) -> str:

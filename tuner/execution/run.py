@@ -30,9 +30,11 @@ from tuner.errors import (
     option,
 )
 from tuner.execution import preflight
+from tuner.execution.epoch_budget import EpochBudget
 from tuner.execution.worker import CircuitBreaker, WorkerOutcome, run_worker
+from tuner.search.described import record_search
 from tuner.search.objectives import name_objectives
-from tuner.search.samplers import make_pruner, make_sampler
+from tuner.search.samplers import enqueue_baseline, make_pruner, make_sampler
 from tuner.search.strategy import Strategy, make_strategy
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
@@ -69,6 +71,8 @@ class PreparedRun:
     storage_url: str
     to_run: int | None  # trials left to run (queued ones included); None: until the timeout
     max_consecutive_failures: int
+    epochs_budget: int | None = None  # total epochs of the study's trials
+    timeout: float | None = None  # seconds for this run (given, else the spec's)
 
 
 def prepare_run(
@@ -83,10 +87,14 @@ def prepare_run(
     dataset: Dataset | None = None,
     builder: Builder | None = None,
     strategy: str | None = None,
+    epochs_budget: int | None = None,
+    timeout: float | None = None,
 ) -> PreparedRun:
     """Check the data, the builder and the storage, then create, resume or replace the study.
 
-    ``strategy`` (flat or staged) overrides the spec's.
+    ``strategy`` (flat or staged) overrides the spec's; ``n_trials`` and ``epochs_budget``
+    and ``timeout`` the spec's budget. Epochs or a time given without a trial count (here
+    or in the spec) run as many trials as they allow.
 
     Example:
         >>> from tuner.specs.spec import load_spec
@@ -110,7 +118,12 @@ def prepare_run(
         spec = spec.model_copy(update={"strategy": StrategySpec(name=strategy)})
         resolved = dataclasses.replace(resolved, spec=spec)
         check_objectives(spec)  # a study of several metrics cannot run staged
-    total = n_trials if n_trials is not None else spec.budget.n_trials
+    epochs = epochs_budget if epochs_budget is not None else spec.budget.epochs
+    seconds = timeout if timeout is not None else spec.budget.timeout
+    total = _trial_budget(spec, n_trials=n_trials, open_ended=(epochs or seconds) is not None)
+    if epochs != spec.budget.epochs:  # recorded with the spec, for workers that join
+        spec = spec.model_copy(update={"budget": spec.budget.model_copy(update={"epochs": epochs})})
+        resolved = dataclasses.replace(resolved, spec=spec)
     search = _strategy(resolved, n_trials=total)
     dataset = dataset or load_dataset(spec.data, base_dir=resolved.base_dir, seed=seed)
     for metric in spec.validation_metrics:
@@ -146,29 +159,38 @@ def prepare_run(
         pruner=pruner,
     )
     search.prepare(study)
+    record_search(
+        study,
+        strategy=spec.strategy.name,
+        sampler=spec.sampler.name,
+        sampler_options=spec.sampler.options,
+        pruner=spec.pruner.name,
+        pruner_options=spec.pruner.options,
+    )
     name_objectives(study, [m.name for m in spec.metrics])
     _record_spec(study, resolved, seed=seed)
     # A grid is the whole plan: its sampler decides every trial.
     if spec.space.baseline_first and spec.sampler.name != "grid" and not (exists and resume):
-        _enqueue_baseline(study, resolved)
+        enqueue_baseline(study, resolved.space, tiers=resolved.tiers, fixed=spec.space.fixed)
     return PreparedRun(
         study=study,
         objective=_objective(resolved, dataset=dataset, builder=builder, seed=seed, search=search),
         storage_url=storage_url,
         to_run=None if total is None else reserve_trials(study, total=total),
         max_consecutive_failures=spec.budget.max_consecutive_failures,
+        epochs_budget=epochs,
+        timeout=seconds,
     )
 
 
-def _enqueue_baseline(study: optuna.Study, resolved: ResolvedSpec) -> None:
-    """Queue the space's defaults (textbook values) as the study's first trial.
-
-    Samplers start from random points; the defaults are a good configuration on most
-    tasks, so the study has a sound baseline after one trial and every later trial is
-    measured against it (SMAC starts from the default configuration for the same reason).
-    """
-    params = resolved.space.default_trial(tiers=resolved.tiers, fixed=resolved.spec.space.fixed)
-    study.enqueue_trial(params, user_attrs={records.BASELINE: True})
+def _trial_budget(spec: Any, *, n_trials: int | None, open_ended: bool) -> int | None:
+    """The trial count in force: given, else the spec's, unless only epochs or a time
+    were given (``open_ended``): the spec's default count must not cut those short."""
+    if n_trials is not None:
+        return n_trials
+    if open_ended and "n_trials" not in spec.budget.model_fields_set:
+        return None
+    return spec.budget.n_trials  # type: ignore[no-any-return]
 
 
 def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = None) -> PreparedRun:
@@ -228,6 +250,7 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
         storage_url=storage_url,
         to_run=reserved_trials(study),  # the study's queue holds the budget
         max_consecutive_failures=spec.budget.max_consecutive_failures,
+        epochs_budget=spec.budget.epochs,
     )
 
 
@@ -317,14 +340,16 @@ def execute(
         >>> execute(prepared)
         WorkerOutcome(reason='drained', trials=1)
     """
-    if prepared.to_run is None and timeout is None:
-        raise SpecError("a study needs a budget: give n_trials, a timeout, or both")
+    timeout = timeout if timeout is not None else prepared.timeout
+    if prepared.to_run is None and timeout is None and prepared.epochs_budget is None:
+        raise SpecError("a study needs a budget: give n_trials, an epoch budget or a timeout")
     breaker = CircuitBreaker(limit=prepared.max_consecutive_failures)
+    spent = [] if prepared.epochs_budget is None else [EpochBudget(prepared.epochs_budget)]
     with long_lived_frozen() as refreeze:
         outcome = run_worker(
             prepared.study,
             prepared.objective,
-            callbacks=[breaker, refreeze, *callbacks],
+            callbacks=[breaker, refreeze, *spent, *callbacks],
             max_trials=max_trials,
             deadline=None if timeout is None else time.monotonic() + timeout,
             spend=prepared.to_run is not None,

@@ -190,17 +190,24 @@ def _objective_fields(study: optuna.Study, spec: Mapping[str, Any]) -> dict[str,
 
 
 def _strategy_fields(study: optuna.Study, *, url: str) -> dict[str, Any]:
-    """The strategy's name and, for a staged study, each stage and its decision."""
+    """The strategy's name, the search, the decisions and, for a staged study, each stage."""
+    from tuner.search.described import decisions_line, search_line
     from tuner.search.strategy import stage_decisions, stage_line
 
     name = (study.user_attrs.get(records.STRATEGY) or {}).get("name", "flat")
+    search = search_line(study)
+    fields = {"strategy": name, **({"search": search} if search else {})}
     if name != "staged":
-        return {"strategy": name}
+        return {**fields, "decisions": decisions_line(study, [])}
     with read_connection(url) as conn:  # counted in SQL: no trial loaded through Optuna
         trials = read_trials(conn, study_id_of(study), attrs=(records.STAGE,))
     counts = Counter(t.user_attrs.get(records.STAGE) for t in trials)
     rows = stage_decisions(study, stage_counts=counts)
-    return {"strategy": name, "stages": {f"stage {r['stage']}": stage_line(r) for r in rows}}
+    return {
+        **fields,
+        "decisions": decisions_line(study, rows),
+        "stages": {f"stage {r['stage']}": stage_line(r) for r in rows},
+    }
 
 
 def trial_rows(

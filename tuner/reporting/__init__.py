@@ -30,6 +30,8 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
         "status": "ok" | "too_few_trials",
         "message": str|null,                 # why not measured, and how many are needed
         "n_complete": int, "min_trials": int, "n_used": int,
+        "measured_at": null | {"step": int, "n_trials": int},  # on learning curves, when
+                                             # complete trials were too few
         "searched": [str],                   # parameter names seen in any trial
         "settings": {"evaluators", "n_bootstrap", "interval", "max_trials",
                      "max_fanova_trials", "fanova_bootstrap", "n_trees",
@@ -62,6 +64,8 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
       "batch_size": null | [{"batch_size": int, "n_trials": int,
                              "median_seconds_per_epoch": float|null,
                              "median_value": float|null}],
+      "search": {"line": str|null,           # strategy, sampler, pruner (null: not recorded)
+                 "decisions": str},          # what the strategy decided, or why nothing yet
       "stages": [                            # staged strategy only; [] for a flat study
         {"stage": int, "tiers": [int], "adds": [str], "start": int, "end": int|null,
          "n_trials": int, "decided": bool,

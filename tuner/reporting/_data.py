@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from tuner import records
 from tuner.errors import ReportError
+from tuner.execution.epoch_budget import trial_epochs
+from tuner.search.described import decisions_line, search_line
 from tuner.search.importance import compare_with_declared, measure_importance
 from tuner.search.objectives import is_feasible
 from tuner.search.strategy import stage_decisions
@@ -18,6 +20,10 @@ if TYPE_CHECKING:
     import optuna
 
 SCHEMA = "tuner.report/1"
+# A report measures importance from 20 trials on, on learning curves when most trials were
+# pruned, and says when the intervals are wide; acting on importance (the staged strategy's
+# freezing) waits for 4 trials per parameter (tuner.search.importance.min_trials_for).
+REPORT_MIN_TRIALS = 20
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
@@ -38,7 +44,10 @@ def build(study: optuna.Study, **importance_options: Any) -> dict[str, Any]:
         raise ReportError(f"study '{study.study_name}' has no trials yet; run it first")
     attrs = study.user_attrs
     space = _space(attrs)
-    importance = measure_importance(study, **importance_options)
+    importance = measure_importance(
+        study, **{"curves": True, "min_trials": REPORT_MIN_TRIALS, **importance_options}
+    )
+    stages = stage_decisions(study)
     tiers = space.tiers() if space else {}
     notes = _notes(importance)
     if not space:
@@ -60,7 +69,8 @@ def build(study: optuna.Study, **importance_options: Any) -> dict[str, Any]:
             "rows": compare_with_declared(importance, tiers),
         },
         "batch_size": batch_size_table(study),
-        "stages": stage_decisions(study),
+        "search": {"line": search_line(study), "decisions": decisions_line(study, stages)},
+        "stages": stages,
         "notes": notes,
     }
 
@@ -116,12 +126,6 @@ def trial_seconds(trial: optuna.trial.FrozenTrial) -> float | None:
     if trial.datetime_start and trial.datetime_complete:
         return (trial.datetime_complete - trial.datetime_start).total_seconds()
     return None
-
-
-def trial_epochs(trial: optuna.trial.FrozenTrial) -> int:
-    """Epochs a trial trained: user attr ``epochs``, else its count of reported values."""
-    value = trial.user_attrs.get(records.EPOCHS)
-    return int(value) if isinstance(value, (int, float)) else len(trial.intermediate_values)
 
 
 def epochs_saved(study: optuna.Study) -> dict[str, Any]:
@@ -324,6 +328,20 @@ def _notes(importance: dict[str, Any]) -> list[str]:
         notes.append(str(importance["message"]))
         return notes
     settings = importance["settings"]
+    at = importance.get("measured_at")
+    if at:
+        notes.append(
+            f"importance measured on the values {at['n_trials']} trials reported at epoch "
+            f"{at['step'] + 1} (only {importance['n_complete']} trained to the end): pruned "
+            "trials' learning curves count"
+        )
+    per_param = importance["n_used"] / max(1, len(importance["searched"]))
+    if per_param < 4:
+        notes.append(
+            f"{importance['n_used']} trials for {len(importance['searched'])} searched "
+            "parameters (fewer than 4 each): the intervals are wide; trust a parameter's "
+            "rank only where its interval says so"
+        )
     if importance["n_used"] < importance["n_complete"]:
         notes.append(
             f"importance used a random {importance['n_used']} of "

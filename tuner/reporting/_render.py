@@ -62,6 +62,11 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
             for o in s["out_of_memory"]
         )
         lines.append(f"Out of memory, trials per batch size and units: {sizes}.")
+    search = data.get("search") or {}
+    if search.get("line"):
+        lines.append(f"Search: {search['line']}.")
+    if search.get("decisions"):
+        lines.append(f"Decisions: {search['decisions']}.")
     return lines
 
 

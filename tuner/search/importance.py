@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner._optuna_compat import TrialsView, trial_id_of, with_trial_id
 from tuner.errors import ReportError
+from tuner.search._curves import curve_trials
 from tuner.search._importance_stats import agreement, combine
 from tuner.specs.strategies import IMPORTANCE_EVALUATORS
 
@@ -72,8 +73,13 @@ def measure_importance(
     min_trials: int | None = None,
     top_k: int = 2,
     seed: int = 0,
+    curves: bool = False,
 ) -> dict[str, Any]:
     """Measure parameter importance over complete trials, with bootstrap intervals.
+
+    With ``curves``, a study with too few complete trials is measured on the values its
+    finished trials (pruned ones included) reported at one common epoch
+    (:mod:`tuner.search._curves`); ``measured_at`` then says which.
 
     Args:
         study: A single-objective study.
@@ -88,6 +94,7 @@ def measure_importance(
         min_trials: Complete trials needed; default :func:`min_trials_for`.
         top_k: How many top parameters the agreement statement compares.
         seed: Seed of subsampling, resampling and the forests.
+        curves: Fall back on learning curves when complete trials are too few.
 
     Returns:
         The ``importance`` section of a report (see ``tuner.reporting`` for the schema).
@@ -109,7 +116,6 @@ def measure_importance(
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.value is not None and math.isfinite(t.value)
     ]
-    names = sorted({p for t in complete for p in t.params})
     searched = sorted({p for t in study.get_trials(deepcopy=False) for p in t.params})
     needed = min_trials if min_trials is not None else min_trials_for(len(searched))
     settings = {
@@ -123,10 +129,17 @@ def measure_importance(
         "fanova_max_depth": max_depth,
         "seed": seed,
     }
+    n_complete, measured_at = len(complete), None
+    found = curve_trials(study, needed=needed) if curves and n_complete < needed else None
+    if found is not None:
+        step, complete = found
+        measured_at = {"step": step, "n_trials": len(complete)}
+    names = sorted({p for t in complete for p in t.params})
     result: dict[str, Any] = {
         "status": "ok",
         "message": None,
-        "n_complete": len(complete),
+        "n_complete": n_complete,
+        "measured_at": measured_at,
         "min_trials": needed,
         "n_used": 0,
         "searched": searched,
@@ -137,9 +150,11 @@ def measure_importance(
     }
     if len(complete) < needed or not names:
         result["status"] = "too_few_trials"
+        rule = "" if min_trials is not None else " (4 per searched parameter, at least 20)"
         result["message"] = (
-            f"importance needs at least {needed} complete trials "
-            f"(4 per searched parameter, at least 20); this study has {len(complete)}"
+            f"importance needs at least {needed} complete trials{rule}"
+            + (" or trials reporting a common epoch" if curves else "")
+            + f"; this study has {n_complete}"
         )
         return result
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.util
 import math
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import optuna
 
+from tuner import records
 from tuner.errors import SpecError
+from tuner.search.exploring import ExploringSampler
 from tuner.search.tpe import BoundedTPESampler
 from tuner.specs.param import ParamDef
 from tuner.specs.space import SearchSpace
@@ -47,6 +49,8 @@ def make_sampler(
     }
     if name == "grid":
         return samplers.GridSampler(_grid(space, options, searched), seed=seed)
+    if name == "tpe-explore":
+        return _tpe_explore(options, seed=seed)
     try:
         with warnings.catch_warnings():
             # NSGA-III is "experimental" in Optuna since 3.2; a warning per worker says nothing.
@@ -54,6 +58,23 @@ def make_sampler(
             return factories[name](seed=seed, **options)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"sampler.options for {name}: {exc}") from None
+
+
+# The default search, measured whole on the LCBench surrogate (benchmarks/lcbench.py,
+# benchmarks/README.md): after the enqueued baseline, 9 uniformly random start-up trials,
+# then TPE with one proposal in three uniformly random.
+TPE_EXPLORE = {"random_share": 0.33, "n_startup_trials": 10}
+
+
+def _tpe_explore(options: dict[str, Any], *, seed: int) -> optuna.samplers.BaseSampler:
+    options = {**TPE_EXPLORE, **options}
+    share = options.pop("random_share")
+    try:
+        return ExploringSampler(
+            BoundedTPESampler(seed=seed, **options), random_share=share, seed=seed
+        )
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"sampler.options for tpe-explore: {exc}") from None
 
 
 # Optuna imports these lazily, so a missing one would otherwise surface only after the
@@ -152,8 +173,16 @@ def _grid_values(name: str, param: ParamDef) -> list[Any]:
     return [round(low + i * step, 12) for i in range(count)]
 
 
+# The default pruner: asynchronous successive halving (Optuna's SuccessiveHalvingPruner is
+# ASHA) with rungs at steps 4, 12, 36, ... (after epochs 5, 13, 37). Fixed rungs rather than
+# Optuna's "auto" minimum (taken from the first trial's length) so that every study and
+# every worker prunes alike; measured as part of the default in benchmarks/lcbench.py.
+ASHA = {"min_resource": 4, "reduction_factor": 3}
+
+
 def make_pruner(name: str, options: dict[str, Any]) -> optuna.pruners.BasePruner:
-    """A pruner by name; ``patient`` wraps a median pruner unless told otherwise."""
+    """A pruner by name; ``patient`` wraps a median pruner unless told otherwise, ``asha``
+    is successive halving with tuner's rungs (``ASHA``)."""
     pruners = optuna.pruners
     options = dict(options)
     try:
@@ -173,6 +202,28 @@ def make_pruner(name: str, options: dict[str, Any]) -> optuna.pruners.BasePruner
         }
         if name == "percentile":
             options.setdefault("percentile", 50.0)
+        if name == "asha":
+            return pruners.SuccessiveHalvingPruner(**{**ASHA, **options})
         return factories[name](**options)  # type: ignore[no-any-return]
     except (TypeError, ValueError) as exc:
         raise SpecError(f"pruner.options for {name}: {exc}") from None
+
+
+def enqueue_baseline(
+    study: optuna.Study,
+    space: SearchSpace,
+    *,
+    tiers: Iterable[int],
+    fixed: Mapping[str, Any] | None,
+) -> None:
+    """Queue the space's defaults (textbook values) as the study's first trial.
+
+    Samplers start from random points; the defaults are a good configuration on most
+    tasks, so the study has a sound baseline after one trial and every later trial is
+    measured against it (SMAC starts from the default configuration for the same reason).
+
+    Example:
+        >>> enqueue_baseline(study, space, tiers={1, 2}, fixed={})
+    """
+    params = space.default_trial(tiers=tiers, fixed=fixed)
+    study.enqueue_trial(params, user_attrs={records.BASELINE: True})

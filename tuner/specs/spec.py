@@ -39,8 +39,9 @@ from tuner.specs.validation import (
     validate_model,
 )
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2", "nsga3")
+SAMPLERS = ("tpe-explore", "tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2", "nsga3")
 PRUNERS = (
+    "asha",
     "median",
     "none",
     "percentile",
@@ -134,12 +135,16 @@ class SpaceSpec(_Section):
 
 
 class SamplerSpec(_Section):
-    name: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+    """The sampler; ``tpe-explore`` (the default): TPE with a third of its proposals random."""
+
+    name: Literal[SAMPLERS] = "tpe-explore"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
 
 
 class PrunerSpec(_Section):
-    name: Literal[PRUNERS] = "median"  # type: ignore[valid-type]
+    """The pruner; ``asha`` (the default): successive halving, rungs after epochs 5, 13, 37"""
+
+    name: Literal[PRUNERS] = "asha"  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -162,7 +167,14 @@ class StrategySpec(_Section):
 
 
 class BudgetSpec(_Section):
-    n_trials: Int | None = Field(20, ge=1, description="total trials of the study")
+    """Trials, epochs and time: the study ends when the first one given is spent."""
+
+    n_trials: Int | None = Field(
+        20, ge=1, description="total trials of the study (not applied when only epochs are given)"
+    )
+    epochs: Int | None = Field(
+        None, ge=1, description="total epochs the study's trials may train, pruned ones included"
+    )
     timeout: Float | None = Field(None, gt=0, description="seconds for this run")
     max_consecutive_failures: Int = Field(5, ge=1, description="circuit breaker")
 

@@ -61,19 +61,20 @@ class EpochReports:
         self._decides_locally = not self.several and type(self.pruner) in STEPPED_PRUNERS
         self._thread = threading.Thread(target=self._write, name="epoch-reports", daemon=True)
 
-    def epoch_end(self, value: float, *, step: int) -> None:
+    def epoch_end(self, value: float, *, step: int, last: bool = False) -> None:
         """Queue ``value`` as the trial's value at ``step``; raise ``optuna.TrialPruned``
-        if the pruner prunes the trial there."""
+        if the pruner prunes the trial there (never at the ``last`` step: nothing is left
+        to save by stopping it)."""
         self._raise_writer_error()
         if step in own_view(self.trial).intermediate_values:
             return  # as Trial.report: the first value of a step stays
         wrote_report(self.trial, step, value)  # the trial's own copy, as Trial.report keeps
         self._queue.put((step, value))
-        if self.several or not could_prune(self.pruner, step=step):
+        if last or self.several or not could_prune(self.pruner, step=step):
             return  # Optuna's pruners take one objective; or its settings rule pruning out
         if self._decides_locally:
             others = TrialsView(self.study, self._complete or [])
-            pruned = self.pruner.prune(others, own_view(self.trial))
+            pruned = self.pruner.prune(others, own_view(self.trial))  # type: ignore[arg-type]  # a Study to it
         else:  # the pruner reads and writes the study itself: it must see every value
             self.flush()
             pruned = self.trial.should_prune()

@@ -49,7 +49,8 @@ def could_prune(pruner: optuna.pruners.BasePruner, *, step: int) -> bool:
 
 
 def pruning_callback(reports: Any, *, monitor: str) -> Any:
-    """A Keras callback: report ``monitor`` at every epoch end, prune when the pruner says so.
+    """A Keras callback: report ``monitor`` at every epoch end, prune when the pruner says so
+    (never after the last epoch: a trial trained to the end is complete).
 
     ``reports`` is the trial's :class:`~tuner.trial.epoch_reports.EpochReports`. Raises
     ``optuna.TrialPruned`` from inside ``fit``, as optuna-integration's does. In a study
@@ -78,6 +79,8 @@ def pruning_callback(reports: Any, *, monitor: str) -> Any:
             value = (logs or {}).get(monitor)
             if value is None:  # not logged: the objective reports the missing metric
                 return
-            reports.epoch_end(float(value), step=epoch)
+            # After the last epoch nothing is left to save: the trial is COMPLETE.
+            last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 2)
+            reports.epoch_end(float(value), step=epoch, last=last)
 
     return PruningCallback()

@@ -22,7 +22,8 @@ from typing import Any
 import optuna
 
 from tuner import records
-from tuner.errors import SpecError, option
+from tuner.errors import SpecError
+from tuner.search.importance import min_trials_for
 from tuner.search.strategy._decide import effective_values
 from tuner.search.strategy._describe import STAGE_COLUMNS, stage_cells, stage_line
 from tuner.search.strategy._flat import FlatStrategy, Strategy
@@ -55,7 +56,8 @@ def make_strategy(
     tiers: Iterable[int] = ALL_TIERS,
     fixed: Mapping[str, Any] | None = None,
 ) -> Strategy:
-    """A strategy by name; ``staged`` needs the study's total trial budget.
+    """A strategy by name; ``staged`` plans its stages from ``n_trials`` (the study's total),
+    or, for a budget in time or epochs (``n_trials=None``), from what importance needs.
 
     Example:
         >>> strategy = make_strategy("staged", {"budget": [1, 2]}, space=space, n_trials=60,
@@ -70,18 +72,29 @@ def make_strategy(
         return FlatStrategy(space=space, tiers=frozenset(tiers), fixed=fixed)
     if name != "staged":
         raise SpecError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
-    if n_trials is None:
-        raise SpecError(
-            "the staged strategy splits a trial budget into stages: give n_trials "
-            f"(budget.n_trials in the spec, or {option('n_trials')})"
-        )
+    parsed = parse_staged_options(options)
     return StagedStrategy(
         space=space,
-        n_trials=n_trials,
+        n_trials=n_trials or _trials_importance_needs(space, tiers, fixed, parsed),
         tiers=frozenset(tiers),
         fixed=fixed,
-        options=parse_staged_options(options),
+        options=parsed,
     )
+
+
+def _trials_importance_needs(
+    space: SearchSpace, tiers: Iterable[int], fixed: Mapping[str, Any], options: StagedOptions
+) -> int:
+    """A trial plan for a budget given in time or epochs: each stage but the last gets the
+    trials its importance needs, and the last runs until the time or the epochs are spent.
+
+    The stage of a trial must follow from its number alone (workers agree without talking),
+    so a budget that is not a trial count is planned as one: the most trials any stage's
+    importance needs, times the number of stages.
+    """
+    searched = space.searched(tiers=tiers, fixed=fixed)
+    n_stages = len({space.parameters[n].tier for n in searched})
+    return n_stages * (options.min_trials or min_trials_for(len(searched)))
 
 
 def stage_decisions(

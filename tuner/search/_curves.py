@@ -1,0 +1,66 @@
+"""Importance from learning curves: values at one epoch that most trials reached.
+
+A pruned trial has no final value, but it reported one per epoch until it was stopped.
+At quick-start sizes most trials are pruned (successive halving keeps a third at each
+rung), so complete trials alone are too few for importance; the values every trial
+reported at a common epoch compare like with like (no trial is favoured by training
+longer) and use every trial the study paid for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from tuner._optuna_compat import trial_id_of, with_trial_id
+
+
+def common_step(trials: Sequence[FrozenTrial]) -> int | None:
+    """The latest step among those that the most finished trials reported (None: none).
+
+    Example:
+        >>> common_step(study.get_trials())   # all pruned at step 4 or later
+        4
+    """
+    counts = Counter(
+        step
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        for step, value in t.intermediate_values.items()
+        if math.isfinite(value)
+    )
+    if not counts:
+        return None
+    most = max(counts.values())
+    return max(step for step, n in counts.items() if n == most)
+
+
+def values_at(trials: Sequence[FrozenTrial], step: int) -> list[FrozenTrial]:
+    """Copies of the finished trials that reported ``step``, valued at that step.
+
+    Example:
+        >>> [t.value for t in values_at(study.get_trials(), 4)][:2]
+        [0.91, 0.87]
+    """
+    out = []
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    for t in trials:
+        value = t.intermediate_values.get(step)
+        if t.state in finished and value is not None and math.isfinite(value):
+            copy = create_trial(params=t.params, distributions=t.distributions, value=value)
+            out.append(with_trial_id(copy, trial_id_of(t)))
+    return out
+
+
+def curve_trials(study: optuna.Study, *, needed: int) -> tuple[int, list[FrozenTrial]] | None:
+    """The common step and the trials valued there, when they are at least ``needed``."""
+    trials = study.get_trials(deepcopy=False)
+    step = common_step(trials)
+    if step is None:
+        return None
+    valued = values_at(trials, step)
+    return (step, valued) if len(valued) >= needed else None
