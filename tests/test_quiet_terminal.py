@@ -53,6 +53,7 @@ def _with_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
     "args",
     [
         ("space", "show", SPACE_FILE, "--format", "csv"),
+        ("space", "list"),
         ("studies", "list"),
         ("studies", "show", "digits-mlp"),
         ("trials", "list", "digits-mlp", "--format", "csv"),
