@@ -16,7 +16,7 @@ from tests.conftest import ROOT, run_cli
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES = COMPOSE["services"]
-TUNER_SERVICES = ["init", "worker", "worker-gpu"]
+TUNER_SERVICES = ["init", "worker", "worker-gpu", "dashboard"]
 
 
 def test_postgres_has_a_healthcheck_and_a_volume():
@@ -113,4 +113,4 @@ def test_retrained_models_land_on_a_volume_the_dashboard_reads():
     assert "artifacts" in COMPOSE["volumes"]
     for name in [*TUNER_SERVICES, "dashboard"]:
         assert f"artifacts:{store}" in SERVICES[name]["volumes"], name
-    assert f"--artifact-dir {store}" in " ".join(SERVICES["dashboard"]["entrypoint"])
+    assert f"--artifact-dir {store}" in " ".join(SERVICES["dashboard"]["command"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
@@ -30,7 +30,7 @@ def optimize(
     *,
     space: SearchSpace | str | Path | Mapping[str, Any],
     n_trials: int,
-    direction: str,
+    direction: Literal["minimize", "maximize"],
     strategy: str | Mapping[str, Any] = "flat",
     storage: str | None = None,
     study_name: str | None = None,

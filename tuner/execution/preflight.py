@@ -15,7 +15,7 @@ from tuner.errors import SpecError, StudyExistsError
 from tuner.specs.plugins import import_function
 from tuner.specs.space import SearchSpace
 from tuner.specs.spec import MODEL_FAMILIES, ResolvedSpec
-from tuner.specs.validation import check_name
+from tuner.specs.validation import MAX_SEED, check_name
 from tuner.trial.data import Dataset
 from tuner.trial.keras_env import import_keras
 from tuner.trial.models import Builder
@@ -44,6 +44,15 @@ def check_metric(metric: str, task: str) -> None:
         raise SpecError(
             f"metric {metric!r} is not logged when training a {task} model; "
             f"choose one of {', '.join(logged)}"
+        )
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed numpy's and scikit-learn's random states cannot take (the spec's
+    field checks its own; this one also covers ``--seed`` and the API)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SpecError(
+            f"seed must be a whole number from 0 to {MAX_SEED} (2^32 - 1), got {seed!r}"
         )
 
 

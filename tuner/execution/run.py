@@ -32,7 +32,8 @@ from tuner.search.strategy import Strategy, make_strategy
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
 from tuner.specs.spec import ResolvedSpec, StrategySpec, check_objectives, resolve_spec
-from tuner.storage import mask_url, open_storage, study_exists
+from tuner.specs.validation import MAX_SEED
+from tuner.storage import check_storage_url, mask_url, open_storage, study_exists
 from tuner.storage.queue import (
     FINISHED,
     reserve_trials,
@@ -86,6 +87,8 @@ def prepare_run(
     name = spec.name if study_name is None else study_name  # --study-name '' is refused
     preflight.check_study_name(name)
     seed = spec.seed if seed is None else seed
+    preflight.check_seed(seed)
+    check_storage_url(storage_url)  # a malformed, in-memory or read-only one: before the data
     if strategy is not None and strategy != spec.strategy.name:
         spec = spec.model_copy(update={"strategy": StrategySpec(name=strategy)})
         resolved = dataclasses.replace(resolved, spec=spec)
@@ -120,7 +123,9 @@ def prepare_run(
             directions=[m.direction for m in spec.metrics],
             load_if_exists=True,
             # A resumed run must not replay the random start-up points of the first run.
-            sampler=make_sampler(**_sampler_settings(resolved), seed=seed + finished),
+            sampler=make_sampler(
+                **_sampler_settings(resolved), seed=(seed + finished) % (MAX_SEED + 1)
+            ),
             pruner=pruner,
         )
     search.prepare(study)
@@ -187,7 +192,9 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
             study_name=study_name,
             storage=storage,
             # Workers must not all draw the same start-up points, so each seeds its own.
-            sampler=make_sampler(**_sampler_settings(resolved), seed=spec.seed + os.getpid()),
+            sampler=make_sampler(
+                **_sampler_settings(resolved), seed=(spec.seed + os.getpid()) % (MAX_SEED + 1)
+            ),
             pruner=make_pruner(spec.pruner.name, spec.pruner.options),
         )
     builder = preflight.import_builder(spec.model.builder, base_dir=resolved.base_dir)

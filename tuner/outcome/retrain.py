@@ -21,10 +21,11 @@ import numpy as np
 import optuna
 
 from tuner import records
-from tuner.errors import MultiObjectiveError, NoCompletedTrialError, SpecError
+from tuner.errors import MultiObjectiveError, NoCompletedTrialError, SpecError, StorageError
 from tuner.outcome.results import config_of, summarize
 from tuner.specs.plugins import import_function
 from tuner.specs.spec import StudySpec
+from tuner.storage.urls import parse_url
 from tuner.trial.data import Dataset, load_dataset
 
 ARTIFACT_DIR_SUFFIX = "-artifacts"
@@ -47,12 +48,9 @@ def default_artifact_dir(storage_url: str) -> Path:
         >>> default_artifact_dir("sqlite:///runs/tuner.db")
         PosixPath('runs/tuner-artifacts')
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
-        parsed = make_url(storage_url)
-    except ArgumentError:  # opening the storage will say what is wrong with the URL
+        parsed = parse_url(storage_url)
+    except StorageError:  # opening the storage will say what is wrong with the URL
         parsed = None
     if (
         parsed

@@ -14,6 +14,7 @@ from tuner.errors import SpecError
 from tuner.search.tpe import BoundedTPESampler
 from tuner.specs.param import ParamDef
 from tuner.specs.space import SearchSpace
+from tuner.specs.validation import shown
 
 
 def make_sampler(
@@ -78,7 +79,17 @@ def _grid(
     gives them, else categoricals, ints and stepped floats are enumerated.
     """
     if "search_space" in options:
-        return dict(options["search_space"])
+        given = options["search_space"]
+        if not (
+            isinstance(given, dict)
+            and given
+            and all(isinstance(v, list) and v for v in given.values())
+        ):
+            raise SpecError(
+                f"sampler.options.search_space must map each parameter to a list of values, "
+                f"like {{units: [32, 64], dropout: [0.0, 0.2]}}, got {shown(given)}"
+            )
+        return dict(given)
     if space is None:
         raise SpecError("the grid sampler needs sampler.options.search_space")
     grid: dict[str, list[Any]] = {}

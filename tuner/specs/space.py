@@ -34,6 +34,7 @@ from tuner.specs.validation import (
     PARAM_NAME_RULE,
     check_name,
     read_yaml_mapping,
+    shown,
     validate_model,
 )
 
@@ -51,6 +52,7 @@ class SearchSpace(BaseModel):
     @classmethod
     def _names_and_conditions(cls, params: dict[str, ParamDef]) -> dict[str, ParamDef]:
         problems = space_problems({n: p.model_dump() for n, p in params.items()})
+        problems += _stored_name_clashes(params)
         if problems:
             raise ValueError("\n".join(problems))
         return params
@@ -182,6 +184,22 @@ def space_problems(params: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _stored_name_clashes(params: Mapping[str, ParamDef]) -> list[str]:
+    """Two parameters Optuna would store under one name (``one_minus_momentum`` beside
+    ``momentum`` with one_minus): each trial would hold only one of their values."""
+    owners: dict[str, str] = {}
+    problems = []
+    for name, param in params.items():
+        stored = param.stored_name(name)
+        if stored in owners:
+            problems.append(
+                f"{owners[stored]} and {name} are both stored as {stored!r} in the study; "
+                f"rename one of them"
+            )
+        owners.setdefault(stored, name)
+    return problems
+
+
 def _condition_problems(
     name: str, other: str, values: Any, earlier: Mapping[str, Any]
 ) -> list[str]:
@@ -195,26 +213,36 @@ def _condition_problems(
     if target.get("type") == "categorical" and isinstance(choices, list):
         unknown = [v for v in values if v not in choices] if isinstance(values, list) else []
         if unknown:
-            return [f"{name}.condition: values {unknown} are not choices of '{other}' {choices}"]
+            return [
+                f"{name}.condition: values {shown(unknown, limit=80)} are not choices of "
+                f"'{other}' {shown(choices, limit=80)}"
+            ]
     return []
 
 
 def parse_tiers(text: str | Iterable[int] | None) -> frozenset[int]:
-    """Parse ``"1-2"``, ``"1,3"`` or ``"2"`` (or an iterable of ints) into a set of tiers."""
+    """Parse ``"1-2"``, ``"1,3"`` or ``"2"`` (or an iterable of ints) into a set of tiers.
+
+    Each bound is checked before a range is expanded, so ``1-1000000000`` is refused at
+    once instead of filling memory.
+    """
     if text is None:
         return ALL_TIERS
-    if not isinstance(text, str):
-        tiers = frozenset(int(t) for t in text)
-    else:
-        tiers = frozenset()
-        try:
+    tiers: frozenset[int] = frozenset()
+    try:
+        if not isinstance(text, str):
+            tiers = frozenset(int(t) for t in text)
+        else:
             for part in text.replace(" ", "").split(","):
                 low, _, high = part.partition("-")
-                tiers |= set(range(int(low), int(high or low) + 1))
-        except ValueError:
-            tiers = frozenset({0})
+                bounds = (int(low), int(high or low))
+                if not set(bounds) <= ALL_TIERS:
+                    raise ValueError(part)
+                tiers |= set(range(bounds[0], bounds[1] + 1))
+    except (TypeError, ValueError):  # `tiers: 2` in YAML is an int, not text
+        tiers = frozenset({0})
     if not tiers or not tiers <= ALL_TIERS:
-        raise SpecError(f"tiers must be within 1-4, like '1-2' or '1,3', got {text!r}")
+        raise SpecError(f"tiers must be within 1-4, like '1-2' or '1,3', got {shown(text)}")
     return tiers
 
 

@@ -28,7 +28,16 @@ from tuner.specs.objectives import (
 from tuner.specs.shipped import find_file, not_found_hint
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
 from tuner.specs.strategies import STRATEGIES, parse_staged_options
-from tuner.specs.validation import NAME_RULE, check_name, read_yaml_mapping, shown, validate_model
+from tuner.specs.validation import (
+    MAX_SEED,
+    NAME_RULE,
+    Float,
+    Int,
+    check_name,
+    read_yaml_mapping,
+    shown,
+    validate_model,
+)
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2", "nsga3")
 PRUNERS = (
@@ -62,11 +71,11 @@ class DataSpec(_Section):
     path: str | None = Field(None, description="file for csv/npz, relative to the spec file")
     target: str | None = Field(None, description="target column of a csv file")
     task: Literal["auto", "classification", "regression"] = "auto"
-    validation_split: float = Field(0.2, gt=0, lt=1)
-    n_samples: int = Field(1000, ge=10, description="rows of synthetic data")
-    n_features: int = Field(8, ge=1, description="features of synthetic data")
-    noise: float = Field(0.1, ge=0, description="noise std of synthetic data")
-    max_rows: int | None = Field(None, ge=10, description="use at most this many rows")
+    validation_split: Float = Field(0.2, gt=0, lt=1)
+    n_samples: Int = Field(1000, ge=10, description="rows of synthetic data")
+    n_features: Int = Field(8, ge=1, description="features of synthetic data")
+    noise: Float = Field(0.1, ge=0, description="noise std of synthetic data")
+    max_rows: Int | None = Field(None, ge=10, description="use at most this many rows")
     impute: Literal["none", "mean", "median"] = Field(
         "none", description="fill missing (NaN) features with the column's mean or median"
     )
@@ -82,13 +91,13 @@ class ModelSpec(_Section):
 
 
 class TrainingSpec(_Section):
-    max_epochs: int = Field(20, ge=1, le=10_000)
+    max_epochs: Int = Field(20, ge=1, le=10_000)
     loss: str = Field("auto", description="auto = cross-entropy or mse by task")
     mixed_precision: bool = Field(False, description="float16 compute on GPUs (mixed_float16)")
     xla: bool | None = Field(
         None, description="XLA-compile the training step; null = Keras' choice (on for GPUs)"
     )
-    latency_batch_size: int = Field(
+    latency_batch_size: Int = Field(
         1, ge=1, le=65_536, description="rows per prediction when measuring latency_ms"
     )
 
@@ -135,9 +144,9 @@ class StrategySpec(_Section):
 
 
 class BudgetSpec(_Section):
-    n_trials: int | None = Field(20, ge=1, description="total trials of the study")
-    timeout: float | None = Field(None, gt=0, description="seconds for this run")
-    max_consecutive_failures: int = Field(5, ge=1, description="circuit breaker")
+    n_trials: Int | None = Field(20, ge=1, description="total trials of the study")
+    timeout: Float | None = Field(None, gt=0, description="seconds for this run")
+    max_consecutive_failures: Int = Field(5, ge=1, description="circuit breaker")
 
 
 class StudySpec(_Section):
@@ -161,7 +170,7 @@ class StudySpec(_Section):
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
-    seed: int = 0
+    seed: Int = Field(0, ge=0, le=MAX_SEED, description="random seed of the sampler and the split")
     storage: str | None = None
 
     @field_validator("sampler", "pruner", "strategy", mode="before")
