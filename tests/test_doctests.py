@@ -42,7 +42,7 @@ from tests.conftest import ROOT
 
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # Their example makes a new study in the default storage, as a first run does.
-STARTS_EMPTY = frozenset({"tuner", "tuner.api.tune"})
+STARTS_EMPTY = frozenset({"tuner", "tuner.api._tune.tune"})
 # Their example shows what only PostgreSQL has (connection budget) on the local server.
 NEEDS_POSTGRES = frozenset({"tuner.storage.maintenance.diagnose"})
 HAS_RAY = importlib.util.find_spec("ray") is not None
@@ -70,7 +70,9 @@ EXAMPLES = sorted(_docstrings(), key=lambda p: p.id)
 def test_examples_are_found():
     # A finder that silently found nothing would pass every run below.
     assert len(EXAMPLES) >= 40
-    assert {"tuner", "tuner.api.tune", "tuner.api.optimize"} <= {p.id for p in EXAMPLES}
+    assert {"tuner", "tuner.api._tune.tune", "tuner.api._optimize.optimize"} <= {
+        p.id for p in EXAMPLES
+    }
 
 
 def _quality(params: dict[str, Any]) -> float:

@@ -58,6 +58,30 @@ class SearchSpace(BaseModel):
         return params
 
     # -- queries ---------------------------------------------------------------------
+    def fixed_problems(self, fixed: Mapping[str, Any]) -> list[str]:
+        """Problems of ``space.fixed``: unknown names, or values a parameter cannot take.
+
+        Numeric values outside the searched range are allowed on purpose: fixing a value is
+        how a user tries one the space would never suggest (e.g. a learning rate of 10).
+        """
+        problems = []
+        for name, value in fixed.items():
+            param = self.parameters.get(name)
+            if param is None:
+                problems.append(
+                    f"space.fixed.{name}: not a parameter of the space "
+                    f"(known: {', '.join(self.parameters)})"
+                )
+            elif param.type == "categorical" and value not in (param.choices or []):
+                problems.append(
+                    f"space.fixed.{name}: {shown(value)} is not one of the choices {param.choices}"
+                )
+            elif param.type != "categorical" and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                problems.append(f"space.fixed.{name}: must be a number, got {shown(value)}")
+        return problems
+
     def defaults(self) -> dict[str, Choice]:
         """Every parameter at its default."""
         return {name: p.default for name, p in self.parameters.items()}

@@ -35,7 +35,6 @@ from tuner.specs.validation import (
     Int,
     check_name,
     read_yaml_mapping,
-    shown,
     validate_model,
 )
 
@@ -355,37 +354,12 @@ def resolve_spec(
         )
     fixed = section.get("fixed")
     if space is not None and isinstance(fixed, dict):
-        problems.extend(f"{source}: {p}" for p in fixed_problems(space, fixed))
+        problems.extend(f"{source}: {p}" for p in space.fixed_problems(fixed))
     if problems:
         raise SpecError(problems)
     assert spec is not None and space is not None and chosen is not None
     space = space.within_epochs(spec.training.max_epochs)
     return ResolvedSpec(spec=spec, space=space, base_dir=base_dir, tiers=chosen)
-
-
-def fixed_problems(space: SearchSpace, fixed: dict[str, Any]) -> list[str]:
-    """Problems of ``space.fixed``: unknown names, or values a parameter cannot take.
-
-    Numeric values outside the searched range are allowed on purpose: fixing a value is
-    how a user tries one the space would never suggest (e.g. a learning rate of 10).
-    """
-    problems = []
-    for name, value in fixed.items():
-        param = space.parameters.get(name)
-        if param is None:
-            problems.append(
-                f"space.fixed.{name}: not a parameter of the space "
-                f"(known: {', '.join(space.parameters)})"
-            )
-        elif param.type == "categorical" and value not in (param.choices or []):
-            problems.append(
-                f"space.fixed.{name}: {shown(value)} is not one of the choices {param.choices}"
-            )
-        elif param.type != "categorical" and (
-            isinstance(value, bool) or not isinstance(value, (int, float))
-        ):
-            problems.append(f"space.fixed.{name}: must be a number, got {shown(value)}")
-    return problems
 
 
 T = TypeVar("T")
