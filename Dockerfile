@@ -11,7 +11,9 @@ COPY studies ./studies
 ARG EXTRAS=postgres
 RUN pip install ".[${EXTRAS}]"
 # User code (model builders, data modules) is arbitrary code: never run it as root.
-RUN useradd --create-home --uid 10001 tuner
+RUN useradd --create-home --uid 10001 tuner \
+    && mkdir /app/tuner-artifacts && chown tuner /app/tuner-artifacts
+# Owned by tuner, so a volume mounted here (compose's artifacts) is writable by it.
 USER tuner
 ENTRYPOINT ["tuner"]
 CMD ["--help"]

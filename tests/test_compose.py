@@ -16,7 +16,7 @@ from tests.conftest import ROOT, run_cli
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES = COMPOSE["services"]
-TUNER_SERVICES = ["init", "worker", "worker-gpu"]
+TUNER_SERVICES = ["init", "worker", "worker-gpu", "dashboard"]
 
 
 def test_postgres_has_a_healthcheck_and_a_volume():
@@ -86,3 +86,31 @@ def test_workers_join_the_study_that_init_creates():
     name = yaml.safe_load(spec_file.read_text(encoding="utf-8"))["name"]
     for service in ("worker", "worker-gpu"):
         assert SERVICES[service]["command"][:2] == ["worker", name]
+
+
+def test_each_image_tag_is_built_one_way():
+    # Two services building one tag with different build args overwrite each other's image
+    # (`--profile gpu` would leave the CPU services on the GPU build, or the reverse).
+    builds: dict[str, list[tuple[str, object]]] = {}
+    for name, service in SERVICES.items():
+        if "build" in service:
+            build = service["build"]
+            args = build.get("args") if isinstance(build, dict) else None
+            builds.setdefault(service["image"], []).append((name, args))
+    for image, users in builds.items():
+        assert len({repr(args) for _, args in users}) == 1, f"{image} built as {users}"
+    assert SERVICES["worker-gpu"]["image"] != SERVICES["worker"]["image"]
+
+
+def test_retrained_models_land_on_a_volume_the_dashboard_reads():
+    from tuner.outcome.retrain import default_artifact_dir
+
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    workdir = re.findall(r"^WORKDIR\s+(\S+)", dockerfile, flags=re.MULTILINE)[-1]
+    # Where `tuner retrain` puts the artifact store for the stack's PostgreSQL storage.
+    store = f"{workdir}/{default_artifact_dir(SERVICES['worker']['environment']['TUNER_STORAGE'])}"
+    assert f"chown tuner {store}" in dockerfile, "the non-root user must be able to write it"
+    assert "artifacts" in COMPOSE["volumes"]
+    for name in [*TUNER_SERVICES, "dashboard"]:
+        assert f"artifacts:{store}" in SERVICES[name]["volumes"], name
+    assert f"--artifact-dir {store}" in " ".join(SERVICES["dashboard"]["command"])

@@ -144,18 +144,43 @@ def test_a_stopped_worker_keeps_its_result_in_the_retry_no_one_took(sqlite_url, 
 # Item 1: a database outage longer than the grace period pauses every worker.
 
 
+# Two ways a database goes away for a user: closed to everyone, or full for the workers'
+# non-superuser role (superusers pass CONNECTION LIMIT, so the role must be a plain one).
+OUTAGES = {
+    "closed": ("allow_connections false", "allow_connections true"),
+    "connection-limit": ("connection limit 2", "connection limit -1"),
+}
+LIMITED_ROLE = "tuner_limited_worker"
+
+
+def _as_plain_role(url: str, admin: sa.Engine) -> str:
+    """The same database owned by, and reached as, a role that is not a superuser."""
+    database = url.rsplit("/", 1)[1]
+    with admin.connect() as conn:
+        exists = conn.execute(
+            sa.text("select 1 from pg_roles where rolname = :r"), {"r": LIMITED_ROLE}
+        ).first()
+        if not exists:
+            conn.execute(sa.text(f"create role {LIMITED_ROLE} login nosuperuser"))
+        conn.execute(sa.text(f'alter database "{database}" owner to {LIMITED_ROLE}'))
+    return url.replace("://postgres@", f"://{LIMITED_ROLE}@", 1)
+
+
 @pytest.mark.postgres
+@pytest.mark.parametrize("outage", sorted(OUTAGES))
 def test_an_outage_longer_than_the_grace_period_pauses_workers_and_the_study_resumes(
-    postgres_url,
+    postgres_url, outage
 ):
-    study = _queued(postgres_url, 6)
-    workers = [_worker(postgres_url, steps=10) for _ in range(3)]
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    url = _as_plain_role(postgres_url, admin) if outage == "connection-limit" else postgres_url
+    study = _queued(url, 6)
+    workers = [_worker(url, steps=10) for _ in range(3)]
     _wait_for(lambda: len(_running(study)) >= 3, timeout=60, what="three RUNNING trials")
     database = postgres_url.rsplit("/", 1)[1]
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    start, end = OUTAGES[outage]
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'alter database "{database}" allow_connections false'))
+            conn.execute(sa.text(f'alter database "{database}" {start}'))
             conn.execute(
                 sa.text(
                     "select pg_terminate_backend(pid) from pg_stat_activity "
@@ -168,12 +193,18 @@ def test_an_outage_longer_than_the_grace_period_pauses_workers_and_the_study_res
             assert worker.poll() is None, worker.communicate()[1]  # paused, not dead
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'alter database "{database}" allow_connections true'))
+            conn.execute(sa.text(f'alter database "{database}" {end}'))
         admin.dispose()
     try:
-        for worker in workers:
-            err = _ends_cleanly(worker, timeout=180)
-            assert err.count("database unreachable") <= 1 and err.count("reachable again") <= 1
+        errs = [_ends_cleanly(worker, timeout=180) for worker in workers]
+        # One line per change of state: each loss of the database, then its return.
+        for err in errs:
+            assert err.count("database unreachable") == err.count("reachable again"), err
+        losses = [err.count("database unreachable") for err in errs]
+        if outage == "closed":  # every worker lost it once
+            assert losses == [1, 1, 1], errs
+        else:  # two connections for three workers: some waited their turn
+            assert sum(losses) >= 1, errs
     finally:
         for worker in workers:  # a worker waits out an outage forever: never leave one behind
             worker.kill()

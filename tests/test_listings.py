@@ -159,6 +159,7 @@ def test_studies_list_counts_and_best_match_optuna(url):
     hopeless.add_trial(create_trial(state=TrialState.FAIL))
     optuna.create_study(study_name="empty", storage=url)
     optuna.create_study(study_name="pareto", storage=url, directions=["minimize", "maximize"])
+    optuna.load_study(study_name="low", storage=url).enqueue_trial({})  # one waiting
     rows = {r["name"]: r for r in as_json("studies", "list", "--storage", url)}
     assert list(rows) == ["high", "low", "hopeless", "empty", "pareto"]
     for name in ("high", "low", "hopeless", "empty"):
@@ -167,7 +168,8 @@ def test_studies_list_counts_and_best_match_optuna(url):
         counts = Counter(t.state.name.lower() for t in trials)
         row = rows[name]
         assert row["trials"] == len(trials)
-        assert {s: row[s] for s in STATES[:4]} == {s: counts.get(s, 0) for s in STATES[:4]}
+        assert {s: row[s] for s in STATES} == {s: counts.get(s, 0) for s in STATES}
+        assert sum(row[s] for s in STATES) == row["trials"], "the columns add up"
         assert row["direction"] == study.direction.name.lower()
         has_best = any(t.state == TrialState.COMPLETE for t in trials)
         assert row["best"] == (study.best_value if has_best else None)

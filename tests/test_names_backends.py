@@ -162,3 +162,20 @@ def test_a_password_with_braces_at_and_percent_works_percent_encoded(
     with pytest.raises(StorageError, match=r"tuner_pw:\*\*\*@") as refused:
         open_storage(password_postgres.replace("rd@", "rX@"))
     assert "p%40ss" not in str(refused.value)
+
+
+def test_a_password_with_an_unencoded_at_logs_in_and_stays_off_worker_command_lines(
+    password_postgres: str, tmp_path: Path
+) -> None:
+    from tuner.execution.supervisor import worker_command, worker_env
+
+    encoded = quote("p@ss{w}%rd", safe="")
+    raw = password_postgres.replace(encoded, "p@ss{w}%rd")  # as someone would type it
+    bare = password_postgres.replace(f":{encoded}@", "@")
+
+    storage = open_storage(raw)  # logs in: the password ends at the last "@"
+    assert optuna.get_all_study_summaries(storage) == []
+    for url in (raw, password_postgres):
+        argv = worker_command("s", url, data_dir=tmp_path)
+        assert argv[argv.index("--storage") + 1] == bare
+        assert worker_env(url, threads=1, gpu=None)["TUNER_DB_PASSWORD"] == "p@ss{w}%rd"

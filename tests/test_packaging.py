@@ -69,3 +69,14 @@ def test_public_api_is_declared_documented_and_loaded_on_first_use():
             assert "Example:" in public.__doc__, f"tuner.{name}'s docstring shows no example"
     assert len(set(tuner.__all__)) == len(tuner.__all__)
     assert issubclass(tuner.SpecError, ValueError) and issubclass(tuner.SpecError, tuner.TunerError)
+
+
+def test_type_hints_check_clean(tmp_path):
+    # Users type-check their code against tuner's hints (py.typed ships): they must hold.
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "tuner", "--cache-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]

@@ -12,6 +12,8 @@ from optuna.trial import TrialState
 
 from tests.conftest import ROOT
 from tuner.execution.run import execute, prepare_run
+from tuner.search.samplers import make_pruner
+from tuner.specs.spec import PRUNERS as SPEC_PRUNERS
 from tuner.specs.spec import load_spec
 from tuner.trial.pruning import could_prune
 
@@ -54,6 +56,13 @@ def test_the_pruner_is_skipped_only_where_its_answer_is_no(name):
         assert pruned_at == asked == []
     else:  # the poor trial is pruned somewhere: the test sees real decisions
         assert pruned_at, f"{name} never pruned a trial far below the others"
+
+
+@pytest.mark.parametrize("name", SPEC_PRUNERS)
+def test_every_pruner_a_spec_may_name_is_made(name):
+    # The names live in the spec (validation), the classes in tuner.search.samplers.
+    options = {"lower": 0.1} if name == "threshold" else {}
+    assert isinstance(make_pruner(name, options), optuna.pruners.BasePruner)
 
 
 def test_stepped_pruners_are_asked_from_the_warm_up_on_every_interval():

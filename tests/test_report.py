@@ -326,3 +326,31 @@ def test_importing_tuner_report_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_markdown_escapes_html_from_names_and_attributes(sqlite_url, cli):
+    """Markdown passes raw HTML on: a parameter name, a metric or a failure reason that
+    holds a tag must reach a Markdown viewer as text, not as a script."""
+    study = optuna.create_study(study_name="xss", storage=sqlite_url, direction="maximize")
+    study.set_user_attr("tuner_spec", {"metric": f"acc{SCRIPT}"})
+
+    def objective(trial: optuna.Trial) -> float:
+        x, y = trial.suggest_float(SCRIPT, 0, 1), trial.suggest_float("y", 0, 1)
+        if trial.number % 7 == 3:
+            trial.set_user_attr("fail_reason", "<img src=x onerror=alert(2)> & more")
+            raise RuntimeError("failed")
+        return x + 0.1 * y
+
+    study.optimize(objective, n_trials=30, catch=(RuntimeError,))
+
+    done = cli("report", "xss", "--storage", sqlite_url, "--format", "markdown", "--bootstrap", "2")
+
+    assert done.returncode == 0, done.stderr
+    assert "<" not in done.stdout and ">" not in done.stdout
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert f"Best acc{escaped} " in done.stdout  # the metric, from the study's spec
+    assert f"| 1    | {escaped} |" in done.stdout  # the parameter, ranked first
+    assert "Failed: 4 x &lt;img src=x onerror=alert(2)&gt; &amp; more" in done.stdout

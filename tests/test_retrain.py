@@ -52,6 +52,8 @@ def test_train_only_model_loads_and_scores_the_study_best_on_validation(cli, tin
     assert info["params"]["batch_size"] == 2 ** study.best_trial.params["log2_batch_size"]
     assert info["metrics"]["val_accuracy"] == pytest.approx(score)
     assert info["inputs"] == "raw"
+    # The shape of one input row, as the saved model takes it (digits: 8x8 images).
+    assert info["input_shape"] == [8, 8, 1] == list(model.input_shape[1:])
 
     # The model is an artifact of the study, in <db>-artifacts beside the SQLite file.
     metas = get_all_artifact_meta(study)

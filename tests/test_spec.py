@@ -48,3 +48,13 @@ def test_every_model_family_a_spec_may_name_has_a_builder():
     from tuner.trial.models import BUILDERS
 
     assert set(MODEL_FAMILIES) == set(BUILDERS)
+
+
+def test_models_fill_a_left_out_parameter_with_the_shipped_space_default():
+    # A user space with only some parameters trains the rest at the defaults a reader of
+    # search_spaces/importance-ranked.yaml expects; said once in tuner.trial.defaults.
+    from tuner.specs.space import load_space
+    from tuner.trial.defaults import MODEL_DEFAULTS
+
+    shipped = load_space(ROOT / "search_spaces" / "importance-ranked.yaml").defaults()
+    assert dict(MODEL_DEFAULTS) == shipped

@@ -124,7 +124,8 @@ def wrote_report(trial: optuna.Trial, step: int, value: float) -> None:
 def stale_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> list[int]:
     """Ids of RUNNING trials whose heartbeat is older than the grace period, without
     failing them (``tuner storage doctor`` reports; ``fail_stale_trials`` acts)."""
-    return list(storage._get_stale_trial_ids(study_id))
+    # Only heartbeat-capable storages (RDBStorage and our wrappers of it) have it.
+    return list(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]
 
 
 def stepped_pruner_settings(pruner: optuna.pruners.BasePruner) -> tuple[int, int] | None:

@@ -12,13 +12,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
 from tuner import records
 from tuner.errors import SpecError, StudyStopped
 from tuner.outcome.results import TuneResult
+from tuner.specs.shipped import find_file
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
 
 Report = Callable[[float, int], None]
@@ -30,7 +31,7 @@ def optimize(
     *,
     space: SearchSpace | str | Path | Mapping[str, Any],
     n_trials: int,
-    direction: str,
+    direction: Literal["minimize", "maximize"],
     strategy: str | Mapping[str, Any] = "flat",
     storage: str | None = None,
     study_name: str | None = None,
@@ -57,6 +58,7 @@ def optimize(
             intermediate value and raises ``optuna.TrialPruned`` when the pruner says so.
             An exception fails that trial alone (its reason is stored on the trial).
         space: A :class:`~tuner.specs.space.SearchSpace`, a ``search_spaces/*.yaml`` file,
+            a shipped space's name (``"importance-ranked"``, see ``tuner space list``),
             or a mapping in that file's form (``{"parameters": {...}}``).
         n_trials: Total trials of the study.
         direction: ``"minimize"`` or ``"maximize"``.
@@ -107,13 +109,9 @@ def optimize(
         )
     resolved = _space(space)
     name, options = _strategy(strategy)
+    chosen = parse_tiers(tiers if isinstance(tiers, str) or tiers is None else list(tiers))
     search = make_strategy(
-        name,
-        options,
-        space=resolved,
-        n_trials=n_trials,
-        tiers=parse_tiers(tiers if isinstance(tiers, str) or tiers is None else list(tiers)),
-        fixed=fixed,
+        name, options, space=resolved, n_trials=n_trials, tiers=chosen, fixed=fixed
     )
     with quiet_optuna():
         study = optuna.create_study(
@@ -133,7 +131,13 @@ def optimize(
     study.sampler = (
         sampler
         if isinstance(sampler, optuna.samplers.BaseSampler)
-        else make_sampler(sampler, {}, seed=seed + finished, space=resolved)
+        else make_sampler(
+            sampler,
+            {},
+            seed=seed + finished,
+            space=resolved,
+            searched=resolved.searched(tiers=chosen, fixed=fixed),
+        )
     )
     left = reserve_trials(study, total=n_trials)
     breaker = CircuitBreaker(limit=max_consecutive_failures)
@@ -226,8 +230,10 @@ def tune(
 ) -> TuneResult:
     """Run a study and return its best configuration.
 
-    Give either ``spec`` (a ``studies/*.yaml`` file; keyword arguments override it) or the
-    pieces: ``space`` (a ``search_spaces/*.yaml`` file), ``data`` (arrays
+    Give either ``spec`` (a ``studies/*.yaml`` file or a shipped spec's name such as
+    ``"digits-mlp"``; keyword arguments override it) or the pieces: ``space`` (a
+    ``search_spaces/*.yaml`` file or a shipped space's name such as
+    ``"importance-ranked"``), ``data`` (arrays
     ``(x_train, y_train, x_val, y_val)``, a dataset name such as ``"digits"``, or a data
     mapping as in a spec, e.g. ``{"source": "csv", "path": "houses.csv", "target": "price"}``)
     and optionally ``build_model(params, *, input_shape, n_outputs, task) -> keras.Model``,
@@ -334,7 +340,7 @@ def _spec_from_pieces(*, space: str | Path, data: Any, arrays: bool, family: str
         "name": f"{name}-{data_section.get('source', 'data')}".replace(":", "-")[:128],
         "data": data_section,
         "model": {"family": family},
-        "space": {"file": str(Path(space).resolve())},
+        "space": {"file": str(find_file(space, kind="search_spaces", base_dir=Path.cwd()))},
     }
 
 

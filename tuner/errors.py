@@ -6,6 +6,7 @@ The tree::
     ├── SpecError (ValueError)      a study spec or search space is invalid
     ├── DataError (ValueError)      a dataset is missing, unreadable or unfit for the model
     ├── StorageError (RuntimeError) the storage URL is wrong or the database unreachable
+    │   └── UnusableStorageError (ValueError) a port not a number, an in-memory or read-only SQLite
     ├── StudyExistsError            a study of that name exists and neither resume nor overwrite
     ├── StudyNotFoundError (KeyError) no study of that name in the storage
     ├── NoCompletedTrialError (LookupError) a study has no completed trial to use yet
@@ -41,6 +42,11 @@ class DataError(TunerError, ValueError):
 
 class StorageError(TunerError, RuntimeError):
     """The storage URL is malformed or the database cannot be reached."""
+
+
+class UnusableStorageError(StorageError, ValueError):
+    """The storage cannot work as given: a port that is not a number, an in-memory or a
+    read-only SQLite database. Bad input (exit 2), unlike a server that does not answer."""
 
 
 class StudyExistsError(TunerError):

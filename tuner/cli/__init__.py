@@ -19,12 +19,23 @@ from tuner.errors import (
     StudyExistsError,
     StudyNotFoundError,
     TunerError,
+    UnusableStorageError,
 )
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
-BAD_INPUT = (SpecError, DataError, StudyExistsError, StudyNotFoundError, MultiObjectiveError)
+BAD_INPUT = (
+    SpecError,
+    DataError,
+    StudyExistsError,
+    StudyNotFoundError,
+    MultiObjectiveError,
+    UnusableStorageError,
+)
+# A message quotes what the user gave; a hostile file can make that megabytes long.
+MAX_ERROR_LINE = 500
+MAX_ERROR_LINES = 40
 
 
 class TunerGroup(click.Group):
@@ -36,7 +47,8 @@ class TunerGroup(click.Group):
         except click.UsageError as exc:
             # One line, like every other error, instead of click's usage block.
             where = exc.ctx.command_path if exc.ctx else ctx.command_path
-            click.echo(f"Error: {exc.format_message()} (see `{where} --help`)", err=True)
+            message = clipped(f"{exc.format_message()} (see `{where} --help`)")[0]
+            click.echo(f"Error: {message}", err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -46,19 +58,39 @@ class TunerGroup(click.Group):
         except TunerError as exc:
             if _debug(ctx):
                 raise
-            for line in str(exc).splitlines() or [type(exc).__name__]:
+            for line in clipped(str(exc)) or [type(exc).__name__]:
                 click.echo(f"Error: {line}", err=True)
             ctx.exit(EXIT_BAD_INPUT if isinstance(exc, BAD_INPUT) else EXIT_FAILURE)
         except Exception as exc:
             if _debug(ctx):
                 raise
-            first = (str(exc).strip().splitlines() or [""])[0]
+            first = (clipped(str(exc).strip()) or [""])[0]
             click.echo(
                 f"Error: unexpected {type(exc).__name__}: {first} "
                 f"(run with `tuner --debug ...` for the traceback, and please report it)",
                 err=True,
             )
             ctx.exit(EXIT_FAILURE)
+
+
+def clipped(message: str) -> list[str]:
+    """The lines of ``message`` as shown to a user: each cut to :data:`MAX_ERROR_LINE`
+    characters, at most :data:`MAX_ERROR_LINES` of them (the rest counted).
+
+    Example:
+        >>> clipped("x" * 600)[0][-30:]
+        'xxxxxxxxx... (100 more characters)'
+    """
+    lines = [
+        line
+        if len(line) <= MAX_ERROR_LINE
+        else f"{line[:MAX_ERROR_LINE]}... ({len(line) - MAX_ERROR_LINE} more characters)"
+        for line in message.splitlines()[: MAX_ERROR_LINES + 1]
+    ]
+    if len(lines) > MAX_ERROR_LINES:
+        more = message.count("\n") + 1 - (MAX_ERROR_LINES - 1)
+        lines[MAX_ERROR_LINES - 1 :] = [f"... and {more} more problems"]
+    return lines
 
 
 def _debug(ctx: click.Context) -> bool:

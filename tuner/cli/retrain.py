@@ -47,12 +47,14 @@ def _keras_path(ctx: click.Context, param: click.Parameter, value: Path) -> Path
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder that relative data paths (csv, npz) start from [default: here].",
+    help="Folder that relative data paths (csv, npz) and module:function code are found "
+    "from [default: here].",
 )
 @click.option(
     "--artifact-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Optuna artifact store [default: <db>-artifacts beside an SQLite file].",
+    help="Optuna artifact store [default: <db>-artifacts beside an SQLite file: "
+    "tuner-artifacts for tuner.db].",
 )
 def retrain(
     name: str,

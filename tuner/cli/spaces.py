@@ -1,4 +1,6 @@
-"""``tuner space show|validate FILE`` and ``tuner spec schema``: the files users write."""
+"""``tuner space list|show|validate`` and ``tuner spec list|schema``: the files users write,
+and the ones shipped with tuner (found by bare name: ``importance-ranked``, ``digits-mlp``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,35 @@ from tuner.cli.options import format_option
 
 @click.group()
 def space() -> None:
-    """Show and check search space files (search_spaces/*.yaml)."""
+    """List, show and check search spaces (search_spaces/*.yaml, or a shipped name)."""
+
+
+@space.command("list")
+@format_option()
+def list_spaces(output_format: str) -> None:
+    """List the search spaces shipped with tuner: use them by name in a spec or tune().
+
+    \b
+    Example:
+      tuner space list
+      tuner space show importance-ranked
+    """
+    from tuner.cli.output import emit_rows
+    from tuner.specs.shipped import shipped_files
+    from tuner.specs.space import load_space
+
+    rows = []
+    for name, path in shipped_files("search_spaces").items():
+        loaded = load_space(path)
+        rows.append(
+            {
+                "name": name,
+                "parameters": len(loaded.parameters),
+                "description": loaded.description,
+                "file": str(path),
+            }
+        )
+    emit_rows(rows, output_format=output_format)
 
 
 @space.command("show")
@@ -23,6 +53,7 @@ def show(space_file: str, output_format: str) -> None:
     \b
     Example:
       tuner space show search_spaces/importance-ranked.yaml
+      tuner space show importance-ranked      # a shipped space, by name
     """
     from tuner.cli.output import emit_rows
     from tuner.specs.space import load_space
@@ -65,6 +96,35 @@ def validate(space_file: str) -> None:
 @click.group()
 def spec() -> None:
     """Help with study spec files (studies/*.yaml)."""
+
+
+@spec.command("list")
+@format_option()
+def list_specs(output_format: str) -> None:
+    """List the example study specs shipped with tuner: `tuner run NAME` runs one.
+
+    \b
+    Example:
+      tuner spec list
+      tuner run digits-mlp
+    """
+    from tuner.cli.output import emit_rows
+    from tuner.specs.shipped import shipped_files
+    from tuner.specs.spec import load_spec
+
+    rows = []
+    for name, path in shipped_files("studies").items():
+        loaded = load_spec(path).spec
+        rows.append(
+            {
+                "name": name,
+                "data": loaded.data.source,
+                "model": loaded.model.builder or loaded.model.family,
+                "objectives": ", ".join(m.name for m in loaded.metrics),
+                "file": str(path),
+            }
+        )
+    emit_rows(rows, output_format=output_format)
 
 
 @spec.command("schema")

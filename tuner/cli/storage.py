@@ -1,4 +1,5 @@
-"""``tuner storage doctor|upgrade|reap``: look after the database that holds the studies."""
+"""``tuner storage doctor|upgrade|reap|mask-secrets``: look after the database that holds the
+studies."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def storage() -> None:
 )
 @format_option("table", "json")
 def doctor(storage: str | None, workers: int, output_format: str) -> None:
-    """Backend, schema version, connection budget, stale RUNNING trials; exit 1 on a warning.
+    """Backend, schema version, connection budget, stale RUNNING trials, passwords stored
+    on studies; exit 1 on a warning.
 
     \b
     Example:
@@ -95,3 +97,24 @@ def reap(storage: str | None, study_name: str | None) -> None:
         click.echo(f"{name}: failed and re-queued trials {', '.join(map(str, numbers))}")
     if not reaped:
         click.echo("no stale trials")
+
+
+@storage.command("mask-secrets")
+@storage_option
+@click.option("--study-name", help="Only this study [default: every study].")
+def mask_secrets(storage: str | None, study_name: str | None) -> None:
+    """Mask the database passwords that older versions stored on studies (a spec's
+    `storage:` URL), which anyone who can open the study could read.
+
+    \b
+    Example:
+      tuner storage mask-secrets --storage postgresql://tuner@db/tuner
+    """
+    from tuner.storage import resolve_storage_url
+    from tuner.storage.maintenance import mask_secrets as mask_stored
+
+    rewritten = mask_stored(resolve_storage_url(storage), study_name=study_name)
+    for name, keys in rewritten.items():
+        click.echo(f"{name}: masked the password in {', '.join(keys)}")
+    if not rewritten:
+        click.echo("no stored passwords")

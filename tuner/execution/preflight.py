@@ -5,6 +5,7 @@ against the data's shape, the loss, the study name, a resumed study's space).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -14,7 +15,7 @@ from tuner.errors import SpecError, StudyExistsError
 from tuner.specs.plugins import import_function
 from tuner.specs.space import SearchSpace
 from tuner.specs.spec import MODEL_FAMILIES, ResolvedSpec
-from tuner.specs.validation import check_name
+from tuner.specs.validation import MAX_SEED, check_name
 from tuner.trial.data import Dataset
 from tuner.trial.keras_env import import_keras
 from tuner.trial.models import Builder
@@ -43,6 +44,15 @@ def check_metric(metric: str, task: str) -> None:
         raise SpecError(
             f"metric {metric!r} is not logged when training a {task} model; "
             f"choose one of {', '.join(logged)}"
+        )
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed numpy's and scikit-learn's random states cannot take (the spec's
+    field checks its own; this one also covers ``--seed`` and the API)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SpecError(
+            f"seed must be a whole number from 0 to {MAX_SEED} (2^32 - 1), got {seed!r}"
         )
 
 
@@ -85,5 +95,8 @@ def check_model_fits(resolved: ResolvedSpec, dataset: Dataset, *, builder: Build
         ) from None
 
 
-def import_builder(ref: str | None) -> Builder | None:
-    return None if ref is None else import_function(ref, error=SpecError, what="model.builder")
+def import_builder(ref: str | None, *, base_dir: Path) -> Builder | None:
+    """The spec's ``model.builder``, found from ``base_dir`` (the spec's folder) first."""
+    if ref is None:
+        return None
+    return import_function(ref, error=SpecError, what="model.builder", search_dirs=[base_dir])

@@ -22,7 +22,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ def _recording_node(prepared: PreparedRun) -> PreparedRun:
     node = ray.get_runtime_context().get_node_id()
     objective = prepared.objective
 
-    def on_node(trial: optuna.Trial) -> float:
+    def on_node(trial: optuna.Trial) -> float | Sequence[float]:
         trial.set_user_attr(records.NODE, node)
         return objective(trial)
 
@@ -289,9 +289,7 @@ class RayLauncher:
 def _from_any_directory(url: str) -> str:
     """The URL with a relative SQLite path made absolute: an actor's working directory is
     the one its node's ``ray start`` ran in, not this one."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
+    parsed = parse_url(url)
     database = parsed.database or ""
     if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
         return url

@@ -38,7 +38,8 @@ from tuner.specs.spec import (
     check_objectives,
     resolve_spec,
 )
-from tuner.storage import mask_url, open_storage, study_exists
+from tuner.specs.validation import MAX_SEED
+from tuner.storage import check_storage_url, mask_url, open_storage, study_exists
 from tuner.storage.queue import (
     FINISHED,
     reserve_trials,
@@ -93,6 +94,8 @@ def prepare_run(
     name = spec.name if study_name is None else study_name  # --study-name '' is refused
     preflight.check_study_name(name)
     seed = spec.seed if seed is None else seed
+    preflight.check_seed(seed)
+    check_storage_url(storage_url)  # a malformed, in-memory or read-only one: before the data
     if strategy is not None and strategy != spec.strategy.name:
         spec = spec.model_copy(update={"strategy": StrategySpec(name=strategy)})
         resolved = dataclasses.replace(resolved, spec=spec)
@@ -102,12 +105,12 @@ def prepare_run(
     dataset = dataset or load_dataset(spec.data, base_dir=resolved.base_dir, seed=seed)
     for metric in spec.validation_metrics:
         preflight.check_metric(metric, dataset.task)
-    builder = builder or preflight.import_builder(spec.model.builder)
+    builder = builder or preflight.import_builder(spec.model.builder, base_dir=resolved.base_dir)
     preflight.check_model_fits(resolved, dataset, builder=builder)
     # Built (and so checked) before the storage is touched: a bad option must not leave
     # a created or, with --overwrite, a deleted study behind.
     pruner = make_pruner(spec.pruner.name, spec.pruner.options)
-    make_sampler(spec.sampler.name, spec.sampler.options, seed=seed, space=resolved.space)
+    make_sampler(**_sampler_settings(resolved), seed=seed)
     storage = open_storage(storage_url)
     exists = study_exists(storage, name)
     if exists and not (resume or overwrite):
@@ -128,7 +131,7 @@ def prepare_run(
             load_if_exists=True,
             # A resumed run must not replay the random start-up points of the first run.
             sampler=make_sampler(
-                spec.sampler.name, spec.sampler.options, seed=seed + finished, space=resolved.space
+                **_sampler_settings(resolved), seed=(seed + finished) % (MAX_SEED + 1)
             ),
             pruner=pruner,
         )
@@ -197,14 +200,11 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
             storage=storage,
             # Workers must not all draw the same start-up points, so each seeds its own.
             sampler=make_sampler(
-                spec.sampler.name,
-                spec.sampler.options,
-                seed=spec.seed + os.getpid(),
-                space=resolved.space,
+                **_sampler_settings(resolved), seed=(spec.seed + os.getpid()) % (MAX_SEED + 1)
             ),
             pruner=make_pruner(spec.pruner.name, spec.pruner.options),
         )
-    builder = preflight.import_builder(spec.model.builder)
+    builder = preflight.import_builder(spec.model.builder, base_dir=resolved.base_dir)
     # The stage plan follows the budget the study was started with, recorded on it.
     planned = (attrs.get(records.STRATEGY) or {}).get("n_trials", spec.budget.n_trials)
     search = _strategy(resolved, n_trials=planned)
@@ -217,6 +217,17 @@ def join_study(storage_url: str, study_name: str, *, data_dir: Path | None = Non
         to_run=reserved_trials(study),  # the study's queue holds the budget
         max_consecutive_failures=spec.budget.max_consecutive_failures,
     )
+
+
+def _sampler_settings(resolved: ResolvedSpec) -> dict[str, Any]:
+    """The spec's sampler and what it samples (a grid enumerates the searched parameters)."""
+    spec = resolved.spec
+    return {
+        "name": spec.sampler.name,
+        "options": spec.sampler.options,
+        "space": resolved.space,
+        "searched": resolved.space.searched(tiers=resolved.tiers, fixed=spec.space.fixed),
+    }
 
 
 def _strategy(resolved: ResolvedSpec, *, n_trials: int | None) -> Strategy:

@@ -21,10 +21,11 @@ import numpy as np
 import optuna
 
 from tuner import records
-from tuner.errors import MultiObjectiveError, NoCompletedTrialError, SpecError
+from tuner.errors import MultiObjectiveError, NoCompletedTrialError, SpecError, StorageError
 from tuner.outcome.results import config_of, summarize
 from tuner.specs.plugins import import_function
 from tuner.specs.spec import StudySpec
+from tuner.storage.urls import parse_url
 from tuner.trial.data import Dataset, load_dataset
 
 ARTIFACT_DIR_SUFFIX = "-artifacts"
@@ -47,12 +48,9 @@ def default_artifact_dir(storage_url: str) -> Path:
         >>> default_artifact_dir("sqlite:///runs/tuner.db")
         PosixPath('runs/tuner-artifacts')
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
-        parsed = make_url(storage_url)
-    except ArgumentError:  # opening the storage will say what is wrong with the URL
+        parsed = parse_url(storage_url)
+    except StorageError:  # opening the storage will say what is wrong with the URL
         parsed = None
     if (
         parsed
@@ -94,7 +92,9 @@ def retrain(
         dataset = with_validation_in_training(dataset)
     epochs = epochs or int(best.user_attrs.get(records.EPOCHS) or spec.training.max_epochs)
     config = config_of(study, best)
-    model, metrics = _train(config, dataset, spec=spec, epochs=epochs, seed=seed)
+    model, metrics = _train(
+        config, dataset, spec=spec, epochs=epochs, seed=seed, code_dir=data_dir or Path.cwd()
+    )
     info = {
         "study": study.study_name,
         "trial": best.number,
@@ -107,8 +107,10 @@ def retrain(
         "seed": seed,
         "params": config,
         "metrics": metrics,
-        # what predict() takes: raw rows when the model carries tuner's scaling layer
+        # what predict() takes: raw rows when the model carries tuner's scaling layer,
+        # each of this shape (the batch axis left out)
         "inputs": "raw" if dataset.scaling is not None else "as given",
+        "input_shape": list(dataset.input_shape),
     }
     _save_model_atomically(model, out)
     artifact_id = _record_artifact(study, out, artifact_dir)
@@ -160,12 +162,20 @@ def evaluate(model: Any, dataset: Dataset) -> dict[str, float]:
 
 
 def _train(
-    config: dict[str, Any], dataset: Dataset, *, spec: StudySpec, epochs: int, seed: int
+    config: dict[str, Any],
+    dataset: Dataset,
+    *,
+    spec: StudySpec,
+    epochs: int,
+    seed: int,
+    code_dir: Path,
 ) -> tuple[Any, dict[str, float]]:
     from tuner.trial.training import default_metrics, train
 
     builder = (
-        import_function(spec.model.builder, error=SpecError, what="model.builder")
+        import_function(
+            spec.model.builder, error=SpecError, what="model.builder", search_dirs=[code_dir]
+        )
         if spec.model.builder
         else None
     )

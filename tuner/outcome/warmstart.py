@@ -21,7 +21,7 @@ from tuner.errors import SpecError
 from tuner.outcome.catalog import stored_space
 from tuner.specs.param import ParamDef
 from tuner.specs.space import SearchSpace
-from tuner.specs.validation import read_yaml_mapping
+from tuner.specs.validation import StrictYamlLoader, read_yaml
 from tuner.storage.queue import spend_on_queued
 
 
@@ -39,7 +39,13 @@ def parse_assignments(text: str) -> dict[str, Any]:
             raise SpecError(
                 f"--params: {part!r} is not NAME=VALUE; write e.g. learning_rate=0.01,batch_size=64"
             )
-        values[name.strip()] = yaml.safe_load(raw.strip())
+        try:  # the strict loader: a one-line alias bomb is as easy to type as a file's
+            values[name.strip()] = yaml.load(raw.strip(), Loader=StrictYamlLoader)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise SpecError(
+                f"--params: the value of {name.strip()!r} is not valid: {problem}"
+            ) from None
     if not values:
         raise SpecError("--params is empty; write e.g. learning_rate=0.01,batch_size=64")
     return values
@@ -48,13 +54,16 @@ def parse_assignments(text: str) -> dict[str, Any]:
 def read_configurations(path: str | Path) -> list[dict[str, Any]]:
     """Read a YAML file holding one configuration (a mapping) or a list of them."""
     path = Path(path)
-    try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (yaml.YAMLError, UnicodeDecodeError):
-        content = None  # read_yaml_mapping below says what is wrong, and where
+    content = read_yaml(path, what="configuration")
     if isinstance(content, list) and content and all(isinstance(c, dict) for c in content):
         return content
-    return [read_yaml_mapping(path, what="configuration")]
+    if not isinstance(content, dict):
+        raise SpecError(
+            f"expected a configuration (a YAML mapping) or a list of them, got "
+            f"{type(content).__name__}",
+            source=str(path),
+        )
+    return [content]
 
 
 def enqueue(study: optuna.Study, configurations: Sequence[Mapping[str, Any]]) -> list[dict]:

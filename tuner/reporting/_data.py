@@ -12,6 +12,7 @@ from tuner.errors import ReportError
 from tuner.search.importance import compare_with_declared, measure_importance
 from tuner.search.objectives import is_feasible
 from tuner.search.strategy import stage_decisions
+from tuner.specs.param import unstored
 
 if TYPE_CHECKING:
     import optuna
@@ -87,7 +88,7 @@ def summary(study: optuna.Study) -> dict[str, Any]:
     best = None
     if complete:
         pick = min if study.direction.name == "MINIMIZE" else max
-        b = pick(complete, key=lambda t: t.value)
+        b = pick(complete, key=lambda t: float(t.value))  # type: ignore[arg-type]
         space = _space(study.user_attrs)
         best = {
             "trial": b.number,
@@ -133,7 +134,7 @@ def epochs_saved(study: optuna.Study) -> dict[str, Any]:
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     trained = sum(trial_epochs(t) for t in finished)
     max_epochs = study.user_attrs.get(records.MAX_EPOCHS)
-    source = "study"
+    source: str | None = "study"
     if not isinstance(max_epochs, int):
         max_epochs = max((trial_epochs(t) for t in finished), default=0) or None
         source = "observed maximum" if max_epochs else None
@@ -184,16 +185,10 @@ def out_of_memory_sizes(
 def batch_size_param(study: optuna.Study) -> tuple[str, Any] | None:
     """The stored name of the batch-size parameter and a function to its model value."""
     names = {p for t in study.get_trials(deepcopy=False) for p in t.params}
-    space = _space(study.user_attrs)
-    if space:
-        for name, param in space.parameters.items():
-            stored = param.stored_name(name)
-            if name == "batch_size" and stored in names:
-                return stored, param.to_value
-    if "log2_batch_size" in names:
-        return "log2_batch_size", lambda v: 2 ** int(v)
-    if "batch_size" in names:
-        return "batch_size", lambda v: v
+    for stored in sorted(names):
+        name, to_value = unstored(stored)
+        if name == "batch_size":
+            return stored, to_value
     return None
 
 
@@ -267,19 +262,19 @@ def curves(study: optuna.Study, *, max_curves: int = 600) -> dict[str, Any]:
 
 def timeline(study: optuna.Study) -> list[dict[str, Any]]:
     """Start and end of each started trial (seconds since the first start), per worker."""
-    started = [t for t in study.get_trials(deepcopy=False) if t.datetime_start]
+    started = [(t, t.datetime_start) for t in study.get_trials(deepcopy=False) if t.datetime_start]
     if not started:
         return []
-    origin = min(t.datetime_start for t in started)  # type: ignore[type-var]
-    latest = max((t.datetime_complete or t.datetime_start) for t in started)  # type: ignore[type-var]
+    origin = min(start for _, start in started)
+    latest = max((t.datetime_complete or start) for t, start in started)
     rows = []
-    for t in started:
+    for t, start in started:
         end = t.datetime_complete or latest
         rows.append(
             {
                 "trial": t.number,
                 "worker": str(t.user_attrs.get(records.WORKER) or "unknown"),
-                "start": (t.datetime_start - origin).total_seconds(),  # type: ignore[operator]
+                "start": (start - origin).total_seconds(),
                 "end": (end - origin).total_seconds(),
                 "state": t.state.name,
             }

@@ -127,6 +127,7 @@ _STAGES_NOTE = (
 
 def markdown(data: dict[str, Any]) -> str:
     """The report as Markdown for a terminal (no plots)."""
+    data = _escaped(data)
     out = [f"# Report: {data['study']['name']}", "", *[f"- {line}" for line in summary_lines(data)]]
     imp = data["importance"]
     if "pareto" in data:
@@ -248,6 +249,18 @@ def _spread(p: dict[str, Any]) -> bool:
 
 def _numbers(numbers: list[int]) -> str:
     return ", ".join(str(n) for n in numbers[:8]) + (", ..." if len(numbers) > 8 else "")
+
+
+def _escaped(value: Any) -> Any:
+    """Every string (keys too) with &, < and > escaped: names and attributes come from the
+    study, and Markdown passes raw HTML (`<script>` as a parameter name) to the page."""
+    if isinstance(value, str):
+        return html.escape(value, quote=False)
+    if isinstance(value, dict):
+        return {_escaped(key): _escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    return value
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:

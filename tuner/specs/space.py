@@ -28,11 +28,13 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from tuner.errors import SpecError
 from tuner.specs.param import ALL_TIERS, Choice, ParamDef
+from tuner.specs.shipped import find_file, not_found_hint
 from tuner.specs.validation import (
     PARAM_NAME_PATTERN,
     PARAM_NAME_RULE,
     check_name,
     read_yaml_mapping,
+    shown,
     validate_model,
 )
 
@@ -50,6 +52,7 @@ class SearchSpace(BaseModel):
     @classmethod
     def _names_and_conditions(cls, params: dict[str, ParamDef]) -> dict[str, ParamDef]:
         problems = space_problems({n: p.model_dump() for n, p in params.items()})
+        problems += _stored_name_clashes(params)
         if problems:
             raise ValueError("\n".join(problems))
         return params
@@ -127,6 +130,11 @@ class SearchSpace(BaseModel):
                 stored[param.stored_name(name)] = param.to_stored(param.default)
         return stored
 
+    def within_epochs(self, max_epochs: int) -> SearchSpace:
+        """The space with epoch counts (``below_max_epochs``) cut below ``max_epochs``."""
+        params = {n: p.within_epochs(max_epochs) for n, p in self.parameters.items()}
+        return self.model_copy(update={"parameters": params})
+
     def values_from_stored(
         self, stored: Mapping[str, Any], *, fill_defaults: bool = True
     ) -> dict[str, Choice]:
@@ -176,6 +184,22 @@ def space_problems(params: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _stored_name_clashes(params: Mapping[str, ParamDef]) -> list[str]:
+    """Two parameters Optuna would store under one name (``one_minus_momentum`` beside
+    ``momentum`` with one_minus): each trial would hold only one of their values."""
+    owners: dict[str, str] = {}
+    problems = []
+    for name, param in params.items():
+        stored = param.stored_name(name)
+        if stored in owners:
+            problems.append(
+                f"{owners[stored]} and {name} are both stored as {stored!r} in the study; "
+                f"rename one of them"
+            )
+        owners.setdefault(stored, name)
+    return problems
+
+
 def _condition_problems(
     name: str, other: str, values: Any, earlier: Mapping[str, Any]
 ) -> list[str]:
@@ -189,26 +213,36 @@ def _condition_problems(
     if target.get("type") == "categorical" and isinstance(choices, list):
         unknown = [v for v in values if v not in choices] if isinstance(values, list) else []
         if unknown:
-            return [f"{name}.condition: values {unknown} are not choices of '{other}' {choices}"]
+            return [
+                f"{name}.condition: values {shown(unknown, limit=80)} are not choices of "
+                f"'{other}' {shown(choices, limit=80)}"
+            ]
     return []
 
 
 def parse_tiers(text: str | Iterable[int] | None) -> frozenset[int]:
-    """Parse ``"1-2"``, ``"1,3"`` or ``"2"`` (or an iterable of ints) into a set of tiers."""
+    """Parse ``"1-2"``, ``"1,3"`` or ``"2"`` (or an iterable of ints) into a set of tiers.
+
+    Each bound is checked before a range is expanded, so ``1-1000000000`` is refused at
+    once instead of filling memory.
+    """
     if text is None:
         return ALL_TIERS
-    if not isinstance(text, str):
-        tiers = frozenset(int(t) for t in text)
-    else:
-        tiers = frozenset()
-        try:
+    tiers: frozenset[int] = frozenset()
+    try:
+        if not isinstance(text, str):
+            tiers = frozenset(int(t) for t in text)
+        else:
             for part in text.replace(" ", "").split(","):
                 low, _, high = part.partition("-")
-                tiers |= set(range(int(low), int(high or low) + 1))
-        except ValueError:
-            tiers = frozenset({0})
+                bounds = (int(low), int(high or low))
+                if not set(bounds) <= ALL_TIERS:
+                    raise ValueError(part)
+                tiers |= set(range(bounds[0], bounds[1] + 1))
+    except (TypeError, ValueError):  # `tiers: 2` in YAML is an int, not text
+        tiers = frozenset({0})
     if not tiers or not tiers <= ALL_TIERS:
-        raise SpecError(f"tiers must be within 1-4, like '1-2' or '1,3', got {text!r}")
+        raise SpecError(f"tiers must be within 1-4, like '1-2' or '1,3', got {shown(text)}")
     return tiers
 
 
@@ -220,8 +254,10 @@ def load_space(
 ) -> SearchSpace:
     """Load and validate a search space file, applying per-parameter field overrides.
 
-    Every problem is reported at once in one :class:`~tuner.errors.SpecError`, each line
-    naming its file: the space's, or ``overrides_source`` (the spec) for bad overrides.
+    ``path`` may be a bare name (``importance-ranked``): a space shipped with tuner
+    (``tuner space list``). Every problem is reported at once in one
+    :class:`~tuner.errors.SpecError`, each line naming its file: the space's, or
+    ``overrides_source`` (the spec) for bad overrides.
 
     Example:
         >>> space = load_space("search_spaces/importance-ranked.yaml",
@@ -229,8 +265,8 @@ def load_space(
         >>> space.tiers()["learning_rate"]
         1
     """
-    path = Path(path)
-    raw = read_yaml_mapping(path, what="search space")
+    path = find_file(path, kind="search_spaces")
+    raw = read_yaml_mapping(path, what="search space", hint=not_found_hint("search_spaces"))
     params = raw.get("parameters")
     problems: list[str] = []
     if overrides and isinstance(params, dict):

@@ -25,9 +25,19 @@ from tuner.specs.objectives import (
     objective_problems,
     primary_metric,
 )
+from tuner.specs.shipped import find_file, not_found_hint
 from tuner.specs.space import SearchSpace, load_space, parse_tiers
 from tuner.specs.strategies import STRATEGIES, parse_staged_options
-from tuner.specs.validation import NAME_RULE, check_name, read_yaml_mapping, shown, validate_model
+from tuner.specs.validation import (
+    MAX_SEED,
+    NAME_RULE,
+    Float,
+    Int,
+    check_name,
+    read_yaml_mapping,
+    shown,
+    validate_model,
+)
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2", "nsga3")
 PRUNERS = (
@@ -61,11 +71,11 @@ class DataSpec(_Section):
     path: str | None = Field(None, description="file for csv/npz, relative to the spec file")
     target: str | None = Field(None, description="target column of a csv file")
     task: Literal["auto", "classification", "regression"] = "auto"
-    validation_split: float = Field(0.2, gt=0, lt=1)
-    n_samples: int = Field(1000, ge=10, description="rows of synthetic data")
-    n_features: int = Field(8, ge=1, description="features of synthetic data")
-    noise: float = Field(0.1, ge=0, description="noise std of synthetic data")
-    max_rows: int | None = Field(None, ge=10, description="use at most this many rows")
+    validation_split: Float = Field(0.2, gt=0, lt=1)
+    n_samples: Int = Field(1000, ge=10, description="rows of synthetic data")
+    n_features: Int = Field(8, ge=1, description="features of synthetic data")
+    noise: Float = Field(0.1, ge=0, description="noise std of synthetic data")
+    max_rows: Int | None = Field(None, ge=10, description="use at most this many rows")
     impute: Literal["none", "mean", "median"] = Field(
         "none", description="fill missing (NaN) features with the column's mean or median"
     )
@@ -81,7 +91,7 @@ class ModelSpec(_Section):
 
 
 class TrainingSpec(_Section):
-    max_epochs: int = Field(20, ge=1, le=10_000)
+    max_epochs: Int = Field(20, ge=1, le=10_000)
     loss: str = Field("auto", description="auto = cross-entropy or mse by task")
     mixed_precision: bool = Field(
         False, description="float16 compute on GPUs (Keras mixed_float16; output layer float32)"
@@ -95,7 +105,7 @@ class TrainingSpec(_Section):
     gpu_memory_limit_mb: int | None = Field(
         None, ge=64, description="GPU memory of each worker, MiB (for --trials-per-gpu)"
     )
-    latency_batch_size: int = Field(
+    latency_batch_size: Int = Field(
         1, ge=1, le=65_536, description="rows per prediction when measuring latency_ms"
     )
 
@@ -111,7 +121,10 @@ class TrainingSpec(_Section):
 
 
 class SpaceSpec(_Section):
-    file: str = Field(description="search space YAML, relative to the spec file")
+    file: str = Field(
+        description="search space YAML, relative to the spec file, or a shipped space's name "
+        "(importance-ranked, linear-sgd)"
+    )
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     fixed: dict[str, Any] = Field(default_factory=dict, description="values not searched")
     tiers: str | None = Field(None, description="tiers to search, e.g. '1-2'")
@@ -149,9 +162,9 @@ class StrategySpec(_Section):
 
 
 class BudgetSpec(_Section):
-    n_trials: int | None = Field(20, ge=1, description="total trials of the study")
-    timeout: float | None = Field(None, gt=0, description="seconds for this run")
-    max_consecutive_failures: int = Field(5, ge=1, description="circuit breaker")
+    n_trials: Int | None = Field(20, ge=1, description="total trials of the study")
+    timeout: Float | None = Field(None, gt=0, description="seconds for this run")
+    max_consecutive_failures: Int = Field(5, ge=1, description="circuit breaker")
 
 
 class StudySpec(_Section):
@@ -175,7 +188,7 @@ class StudySpec(_Section):
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
-    seed: int = 0
+    seed: Int = Field(0, ge=0, le=MAX_SEED, description="random seed of the sampler and the split")
     storage: str | None = None
 
     @field_validator("sampler", "pruner", "strategy", mode="before")
@@ -183,6 +196,11 @@ class StudySpec(_Section):
     def _name_alone(cls, value: Any) -> Any:
         # `sampler: tpe` is the short form of `sampler: {name: tpe}`.
         return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _file_alone(cls, value: Any) -> Any:
+        return _space_section(value)
 
     @field_validator("name")
     @classmethod
@@ -274,13 +292,15 @@ class ResolvedSpec:
 def load_spec(path: str | Path, *, tiers: str | None = None) -> ResolvedSpec:
     """Load a study spec and its search space; every problem is reported at once.
 
+    ``path`` may be a bare name (``digits-mlp``): an example spec shipped with tuner.
+
     Example:
         >>> resolved = load_spec("studies/digits-mlp.yaml", tiers="1-2")
         >>> resolved.spec.metric, sorted(resolved.tiers)
         ('val_accuracy', [1, 2])
     """
-    path = Path(path)
-    raw = read_yaml_mapping(path, what="study spec")
+    path = find_file(path, kind="studies")
+    raw = read_yaml_mapping(path, what="study spec", hint=not_found_hint("studies"))
     return resolve_spec(raw, base_dir=path.parent, source=str(path), tiers=tiers)
 
 
@@ -302,11 +322,11 @@ def resolve_spec(
     base_dir = base_dir.resolve()
     problems: list[str] = []
     spec = _collect(problems, lambda: validate_model(StudySpec, raw, source=source))
-    section: dict[str, Any] = raw["space"] if isinstance(raw.get("space"), dict) else {}
+    section = _space_section(raw.get("space"))
+    section = section if isinstance(section, dict) else {}
     space_file, overrides = section.get("file"), section.get("overrides") or {}
     if space is None and isinstance(space_file, str) and _is_overrides(overrides):
-        space_path = Path(space_file).expanduser()
-        space_path = space_path if space_path.is_absolute() else base_dir / space_path
+        space_path = find_file(space_file, kind="search_spaces", base_dir=base_dir)
         space = _collect(
             problems,
             lambda: load_space(space_path, overrides=overrides, overrides_source=source),
@@ -320,6 +340,7 @@ def resolve_spec(
     if problems:
         raise SpecError(problems)
     assert spec is not None and space is not None and chosen is not None
+    space = space.within_epochs(spec.training.max_epochs)
     return ResolvedSpec(spec=spec, space=space, base_dir=base_dir, tiers=chosen)
 
 
@@ -364,6 +385,11 @@ def _collect(problems: list[str], load: Callable[[], T], *, where: str = "") -> 
         else:
             problems.extend(str(exc).splitlines())
         return None
+
+
+def _space_section(value: Any) -> Any:
+    """``space: importance-ranked`` is the short form of ``space: {file: importance-ranked}``."""
+    return {"file": value} if isinstance(value, str) else value
 
 
 def _is_overrides(value: Any) -> bool:

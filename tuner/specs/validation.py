@@ -6,10 +6,10 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from tuner.errors import SpecError
 
@@ -22,6 +22,19 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 NAME_RULE = "1-128 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 PARAM_NAME_RULE = "1-64 characters: ASCII letters, digits and '_', not starting with a digit"
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random states take 0..2^32-1
+
+
+def _not_a_bool(value: Any) -> Any:
+    # pydantic reads true as 1 for an int field: `n_trials: true` ran one trial.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()} (a YAML boolean)")
+    return value
+
+
+# int and float fields that refuse booleans (YAML's true/false/yes/no/on/off).
+Int = Annotated[int, BeforeValidator(_not_a_bool)]
+Float = Annotated[float, BeforeValidator(_not_a_bool)]
 
 
 def check_name(value: str, *, what: str, pattern: str = NAME_PATTERN, rule: str = NAME_RULE) -> str:
@@ -111,12 +124,73 @@ def _model_inside(annotation: Any) -> tuple[Any, bool]:
     return (models[0], False) if models else (None, False)
 
 
-def read_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping, with a clear error for every other case."""
+MAX_YAML_BYTES = 64 * 1024
+# Specs and spaces are a few KB; PyYAML's parser reads ~64 KiB a second on a busy machine,
+# so the cap keeps every refusal (and every load) within about a second.
+
+
+class StrictYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases and repeated keys.
+
+    An alias (``*name``) re-uses an anchored node (``&name``): a 1 KB file of nested
+    aliases expands to billions of values (a "billion laughs"), and a spec never needs
+    one. A repeated key silently keeps its last value in PyYAML (a study then minimized
+    what its first line said to maximize). Both are refused with the lines they are on.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"found the alias *{event.anchor}; YAML anchors and aliases are not allowed "
+                f"here: write the value out in full",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        first_at: dict[Any, int] = {}
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else []:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = first_at.get(key)
+                first_at.setdefault(key, line)
+            except TypeError:  # an unhashable key: SafeConstructor reports it
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"the key {shown(key)} appears twice (lines {first} and {line}); keep one",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path, *, what: str, hint: str = "") -> Any:
+    """Read a YAML file: a clear error for a missing, oversized, non-UTF-8 or invalid one.
+
+    Files over :data:`MAX_YAML_BYTES`, aliases and repeated keys are refused
+    (:class:`StrictYamlLoader`). ``hint`` follows "check the path" when the file is missing
+    (e.g. the shipped names).
+    """
     if not path.is_file():
-        raise SpecError(f"{what} file not found: {path} (check the path)")
+        hint = f", {hint}" if hint else ""
+        raise SpecError(f"{what} file not found: {path} (check the path{hint})")
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise SpecError(
+            f"the file holds {size:,} bytes; a {what} may hold at most "
+            f"{MAX_YAML_BYTES // 1024} KiB (they are a few KB: check that this is the right file)",
+            source=str(path),
+        )
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=StrictYamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -124,6 +198,11 @@ def read_yaml_mapping(path: Path, *, what: str) -> dict[str, Any]:
         raise SpecError(f"not valid YAML{where}: {problem}", source=str(path)) from None
     except UnicodeDecodeError:
         raise SpecError("not a UTF-8 text file", source=str(path)) from None
+
+
+def read_yaml_mapping(path: Path, *, what: str, hint: str = "") -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping, with a clear error for every other case."""
+    content = read_yaml(path, what=what, hint=hint)
     if not isinstance(content, dict):
         raise SpecError(
             f"expected a YAML mapping of fields, got {type(content).__name__}", source=str(path)

@@ -11,6 +11,7 @@
 
 from tuner.storage.engine import (
     check_connection_budget,
+    check_storage_url,
     load_study,
     open_storage,
     sqlite_warning,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_STORAGE",
     "PASSWORD_ENV",
     "check_connection_budget",
+    "check_storage_url",
     "load_study",
     "mask_url",
     "open_storage",

@@ -23,6 +23,7 @@ import optuna
 from tuner.errors import StorageError, StudyNotFoundError
 from tuner.records import FAIL_REASON
 from tuner.storage.resilient import ResilientRDBStorage
+from tuner.storage.sqlite_file import check_sqlite_target
 from tuner.storage.urls import mask_url, parse_url
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def open_storage(
     """
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-    parsed = parse_url(url)
+    parsed = check_storage_url(url, write=create)
     masked = mask_url(url)
     if not create and parsed.get_backend_name() == "sqlite":
         require_sqlite_file(parsed.database, masked)
@@ -136,7 +137,8 @@ def open_storage(
         # Without table creation, Optuna wraps a refused connection in StorageInternalError.
         cause = exc.__cause__ or exc
         reason = str(getattr(cause, "orig", cause)).strip().splitlines()[0]
-        raise StorageError(f"cannot open storage {masked}: {reason}; {_fix_hint(parsed)}") from None
+        hint = _fix_hint(parsed, reason)
+        raise StorageError(f"cannot open storage {masked}: {reason}; {hint}") from None
     except RuntimeError as exc:  # Optuna's schema-version check
         raise StorageError(
             f"storage {masked}: {str(exc).splitlines()[0]} (stop every worker, then run "
@@ -146,9 +148,25 @@ def open_storage(
         _drop_closed_connections(storage.engine)
     if create and parsed.get_backend_name() == "sqlite":
         _use_wal(storage)
-        if parsed.database and parsed.database != ":memory:":
-            storage.watch_file(parsed.database)
+        storage.watch_file(parsed.database)
     return storage
+
+
+def check_storage_url(url: str, *, write: bool = True) -> Any:
+    """The parsed URL, once it is known to name a database that can keep studies.
+
+    Cheap (nothing is opened), so a run refuses a malformed, in-memory or read-only
+    storage before it loads any data.
+
+    Example:
+        >>> check_storage_url("sqlite:///:memory:")
+        Traceback (most recent call last):
+        tuner.errors.UnusableStorageError: the storage is an in-memory SQLite database ...
+    """
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        check_sqlite_target(parsed, write=write)
+    return parsed
 
 
 def _patience(*, running_trials: bool) -> float | None:
@@ -209,7 +227,7 @@ def _created_meanwhile(exc: BaseException) -> bool:
 
 
 def require_sqlite_file(database: str | None, masked: str) -> None:
-    if database and database != ":memory:" and not Path(database).is_file():
+    if database and not Path(database).is_file():
         raise StudyNotFoundError(
             f"no database file at {database} ({masked}); check --storage or $TUNER_STORAGE"
         )
@@ -240,9 +258,15 @@ def study_not_found(name: str, where: str) -> StudyNotFoundError:
     )
 
 
-def _fix_hint(parsed: Any) -> str:
+def _fix_hint(parsed: Any, reason: str) -> str:
     if parsed.get_backend_name() == "sqlite":
         return "check that the file's folder exists and is writable"
+    if f'database "{parsed.database}" does not exist' in reason:
+        # PostgreSQL's own words; a server holds many databases and tuner never creates one.
+        port = f" -p {parsed.port}" if parsed.port else ""
+        user = f" -U {parsed.username}" if parsed.username else ""
+        where = f"-h {parsed.host or 'localhost'}{port}{user}"
+        return f"create it first: createdb {where} {parsed.database}"
     return "check the URL's host, port, user, password and database, and that the server runs"
 
 

@@ -1,6 +1,8 @@
-"""Looking after a study database: what state it is in, upgrading it, reaping dead trials.
+"""Looking after a study database: what state it is in, upgrading it, reaping dead trials,
+masking passwords that older versions stored.
 
-Library side of ``tuner storage doctor|upgrade|reap``: returns data, prints nothing.
+Library side of ``tuner storage doctor|upgrade|reap|mask-secrets``: returns data, prints
+nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tuner.storage.engine import (
     sqlite_warning,
 )
 from tuner.storage.queue import reap_study
+from tuner.storage.secrets import masked, stored_secrets
 from tuner.storage.urls import mask_url
 
 
@@ -37,6 +40,7 @@ class Diagnosis:
     workers: int
     running: dict[str, int] = field(default_factory=dict)  # study -> RUNNING trials
     stale: dict[str, list[int]] = field(default_factory=dict)  # study -> stale trial numbers
+    secrets: dict[str, list[str]] = field(default_factory=dict)  # study -> attrs with a password
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -56,6 +60,7 @@ def diagnose(url: str, *, workers: int = 1) -> Diagnosis:
         current, head = storage.get_current_version(), storage.get_head_version()
         budget = connection_budget(storage)
         running, stale = _trials_in_flight(storage)
+        secrets = stored_secrets(storage)
     finally:
         storage.engine.dispose()
     needed = workers * (CONNECTIONS_PER_WORKER + 1)
@@ -75,6 +80,11 @@ def diagnose(url: str, *, workers: int = 1) -> Diagnosis:
             f"study {name}: trials {numbers} are RUNNING without a heartbeat for over "
             f"{grace_period_s()}s (dead workers): `tuner storage reap` fails and re-queues them"
         )
+    for name, keys in secrets.items():
+        warnings.append(
+            f"study {name}: {', '.join(keys)} holds a database password in plain text (anyone "
+            f"who can open the study reads it): `tuner storage mask-secrets` masks it"
+        )
     sqlite = sqlite_warning(url, workers=workers)
     if sqlite:
         warnings.append(sqlite)
@@ -89,6 +99,7 @@ def diagnose(url: str, *, workers: int = 1) -> Diagnosis:
         workers=workers,
         running=running,
         stale=stale,
+        secrets=secrets,
         warnings=warnings,
     )
 
@@ -130,19 +141,44 @@ def upgrade(url: str) -> tuple[str, str]:
 def reap(url: str, *, study_name: str | None = None) -> dict[str, list[int]]:
     """Fail (and re-queue) stale RUNNING trials now; returns the trial numbers per study."""
     storage = open_storage(url)
-    names = [s.study_name for s in storage.get_all_studies()]
-    if study_name is not None:
-        if study_name not in names:
-            raise StorageError(
-                f"no study {study_name!r} in {mask_url(url)}; studies there: "
-                f"{', '.join(names) or 'none'}"
-            )
-        names = [study_name]
     reaped = {}
-    for name in names:
+    for name in _study_names(storage, url, study_name):
         study = optuna.load_study(study_name=name, storage=storage)
         numbers = reap_study(study)
         if numbers:
             reaped[name] = numbers
     storage.engine.dispose()
     return reaped
+
+
+def mask_secrets(url: str, *, study_name: str | None = None) -> dict[str, list[str]]:
+    """Rewrite the study attributes that hold a password in plain text, masked; returns
+    the attributes rewritten per study.
+
+    Example:
+        >>> mask_secrets("postgresql://tuner@db/tuner")
+        {'digits-mlp': ['tuner_spec']}
+    """
+    storage = open_storage(url, heartbeat=False, create=False)
+    try:
+        wanted = set(_study_names(storage, url, study_name))
+        found = {k: v for k, v in stored_secrets(storage).items() if k in wanted}
+        for name, keys in found.items():
+            study_id = storage.get_study_id_from_name(name)
+            attrs = storage.get_study_user_attrs(study_id)
+            for key in keys:
+                storage.set_study_user_attr(study_id, key, masked(attrs[key]))
+    finally:
+        storage.engine.dispose()
+    return found
+
+
+def _study_names(storage: optuna.storages.RDBStorage, url: str, only: str | None) -> list[str]:
+    names = [s.study_name for s in storage.get_all_studies()]
+    if only is None:
+        return names
+    if only not in names:
+        raise StorageError(
+            f"no study {only!r} in {mask_url(url)}; studies there: {', '.join(names) or 'none'}"
+        )
+    return [only]

@@ -3,7 +3,8 @@
 Faults survived here rather than in every caller: writes that meet a dropped connection
 wait the outage out (:mod:`tuner.storage.outage`); the heartbeat outlives outages; writes
 to a trial that another worker failed as stale meanwhile are dropped instead of killing
-the worker; an SQLite file deleted or replaced under a running study is noticed. Workers
+the worker; an SQLite file deleted or replaced under a running study is noticed; no
+attribute is stored with a URL's password (:mod:`tuner.storage.secrets`). Workers
 take trials here too, each in one transaction: the oldest queued (WAITING) trial, else a
 new trial from the study's budget (:meth:`ResilientRDBStorage.spending_budget`).
 """
@@ -21,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.storage import claims
 from tuner.storage.outage import first_line, is_connection_error, outage, through_outage
+from tuner.storage.secrets import masked
 from tuner.storage.sqlite_file import SqliteFile
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,13 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
             claims.first_beat(session, trial.trial_id)
         return trial
 
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        # Anyone who can open the study reads its attributes: a spec's storage URL, or
+        # one copied from another study, is kept without its password.
+        super().set_study_user_attr(study_id, key, masked(value))
+
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        value = masked(value)  # a failure reason may quote a URL
         self._trial_write(
             trial_id,
             lambda: super(ResilientRDBStorage, self).set_trial_user_attr(trial_id, key, value),

@@ -13,8 +13,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tuner._optuna_compat import alembic_versions_dir
-from tuner.storage.engine import engine_kwargs, open_storage, require_sqlite_file
-from tuner.storage.urls import mask_url, parse_url
+from tuner.storage.engine import (
+    check_storage_url,
+    engine_kwargs,
+    open_storage,
+    require_sqlite_file,
+)
+from tuner.storage.urls import mask_url
 
 if TYPE_CHECKING:
     import sqlalchemy
@@ -34,7 +39,7 @@ def read_connection(url: str) -> Iterator[sqlalchemy.Connection]:
         >>> with read_connection("sqlite:///tuner.db") as conn:
         ...     studies = tuner.storage.tables.read_studies(conn)
     """
-    parsed = parse_url(url)
+    parsed = check_storage_url(url, write=False)
     if parsed.get_backend_name() == "sqlite":
         require_sqlite_file(parsed.database, mask_url(url))
     engine = _engine_at_head(parsed) or open_storage(url, heartbeat=False, create=False).engine

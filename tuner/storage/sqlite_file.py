@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from tuner.errors import StorageError
+from tuner.errors import StorageError, UnusableStorageError
 
 SQLITE_HEADER_BYTES = 100  # a database file is at least its header
 
@@ -45,4 +46,37 @@ class SqliteFile:
         return StorageError(
             f"the study's database file {self.path} {what} while the study ran; trials "
             f"since then are lost. Restore the file (or start a new study), then resume"
+        )
+
+
+def check_sqlite_target(parsed: Any, *, write: bool) -> None:
+    """Refuse an SQLite URL that cannot keep a study, before anything is opened.
+
+    In memory (``sqlite:///:memory:``), every connection sees its own empty database (a
+    study's first write fails with "no such table") and all of it is gone when tuner
+    exits. A read-only file, or a read-only folder where SQLite cannot write its ``-wal``
+    and ``-shm`` files, fails at the first write; ``write`` asks for that check too.
+
+    Example:
+        >>> check_sqlite_target(make_url("sqlite:///:memory:"), write=True)
+        Traceback (most recent call last):
+        tuner.errors.UnusableStorageError: the storage is an in-memory SQLite database ...
+    """
+    database = parsed.database or ""
+    if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
+        raise UnusableStorageError(
+            "the storage is an in-memory SQLite database: each connection sees its own empty "
+            "copy, and it is gone when tuner exits; use a file, like sqlite:///tuner.db"
+        )
+    if not write:
+        return
+    path = Path(database)
+    read_only = parsed.query.get("mode") == "ro" or (path.exists() and not os.access(path, os.W_OK))
+    folder_read_only = path.parent.is_dir() and not os.access(path.parent, os.W_OK)
+    if read_only or folder_read_only:
+        what = f"the database file {path}" if read_only else f"the folder {path.parent}"
+        raise UnusableStorageError(
+            f"{what} of the storage is read-only, and tuner writes its study there "
+            f"(SQLite also writes -wal and -shm files beside the file); make it writable, "
+            f"or choose another --storage"
         )

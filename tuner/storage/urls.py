@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tuner.errors import StorageError
-
-if TYPE_CHECKING:
-    pass
-
+from tuner.errors import StorageError, UnusableStorageError
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 
@@ -36,15 +32,40 @@ def resolve_storage_url(explicit: str | None = None, *, spec_storage: str | None
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, for every message and log line."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """The URL with any password replaced by ***, for every message and log line.
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url.split("@")[-1] if "@" in url else url
-    return parsed.render_as_string(hide_password=True)
+    The password ends at the *last* ``@`` (an un-encoded ``@`` inside it must not leak
+    the rest), so over-masking a query that holds ``@`` is the price of never leaking.
+
+    Example:
+        >>> mask_url("postgresql://bob:p@ss:w@db/tuner")
+        'postgresql://bob:***@db/tuner'
+    """
+    parts = _userinfo(url)
+    if parts is None or ":" not in parts[1]:
+        return url
+    scheme, userinfo, rest = parts
+    return f"{scheme}{userinfo.split(':', 1)[0]}:***@{rest}"
+
+
+def _userinfo(url: str) -> tuple[str, str, str] | None:
+    """``(scheme://, user[:password], host...)`` split at the last ``@``, or None."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    # A user name holds no "/": "sqlite:///dir@x/t.db" is a path, not a user.
+    if not sep or not at or "/" in userinfo.split(":", 1)[0]:
+        return None
+    return scheme + sep, userinfo, host
+
+
+def _encode_at_signs(url: str) -> str:
+    """Percent-encode an ``@`` inside the password, which SQLAlchemy would take as the
+    host's start (``bob:p@ss@db`` would mean host ``ss@db``)."""
+    parts = _userinfo(url)
+    if parts is None or "@" not in parts[1]:
+        return url
+    scheme, userinfo, rest = parts
+    return f"{scheme}{userinfo.replace('@', '%40')}@{rest}"
 
 
 def without_password(url: str) -> tuple[str, str | None]:
@@ -55,9 +76,12 @@ def without_password(url: str) -> tuple[str, str | None]:
         ('postgresql://bob@db/tuner', 's3cret')
     """
     parsed = _normalise(url, keep_driver=True)
-    if parsed.password is None:
+    parts = _userinfo(url)
+    if parsed.password is None or parts is None:
         return url, None
-    return parsed.set(password=None).render_as_string(hide_password=False), str(parsed.password)
+    # Cut it from the text: SQLAlchemy's URL.set(password=None) keeps the password.
+    scheme, userinfo, rest = parts
+    return f"{scheme}{userinfo.split(':', 1)[0]}@{rest}", str(parsed.password)
 
 
 def _password_from_env() -> str | None:
@@ -68,6 +92,13 @@ def _password_from_env() -> str | None:
         return None
     try:
         return Path(secret).read_text(encoding="utf-8").rstrip("\r\n")
+    except PermissionError:
+        # Docker Compose mounts a file secret with the host file's owner and mode.
+        raise StorageError(
+            f"${PASSWORD_FILE_ENV} names {secret!r}, which this process (uid {os.getuid()}) "
+            f"may not read; make the file readable by it (for a Docker Compose secret: "
+            f"chmod 644 the host file and keep its folder chmod 700)"
+        ) from None
     except OSError as exc:
         raise StorageError(
             f"${PASSWORD_FILE_ENV} names {secret!r}, which cannot be read ({exc.strerror}); "
@@ -81,12 +112,19 @@ def _normalise(url: str, *, keep_driver: bool = False) -> Any:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        parsed = make_url(url)
+        parsed = make_url(_encode_at_signs(url))
     except ArgumentError:
         raise StorageError(
             f"storage URL {mask_url(url)!r} is not a database URL; expected e.g. "
             f"sqlite:///tuner.db or postgresql://user@host/db"
         ) from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        parsed = None
+    if parsed is None or not 0 < (parsed.port or 1) < 2**16:
+        raise UnusableStorageError(
+            f"storage URL {mask_url(url)!r}: the port must be a number from 1 to 65535, "
+            f"like postgresql://user@host:5432/db"
+        )
     if not keep_driver and parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tuner.errors import DataError
-from tuner.specs.plugins import import_function
+from tuner.trial.data_files import read_csv, read_npz, user_arrays
 
 Task = Literal["classification", "regression"]
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
@@ -76,6 +76,7 @@ def load_dataset(data: Any, *, base_dir: Path, seed: int) -> Dataset:
             max_rows=data.max_rows,
         )
     x, y, name = _load_arrays(data, base_dir=base_dir, seed=seed)
+    _check_shapes(x, y, name=name)  # before slicing and imputing, which assume rows
     if data.max_rows:
         x, y = x[: data.max_rows], y[: data.max_rows]
     if data.impute != "none":
@@ -103,7 +104,7 @@ def _load_arrays(data: Any, *, base_dir: Path, seed: int) -> tuple[np.ndarray, n
             return (*read_csv(path, target=data.target), path.name)
         return (*read_npz(path), path.name)
     if ":" in source:
-        return (*_user_function(source), source)
+        return (*user_arrays(source, base_dir=base_dir), source)
     known = ", ".join([*SKLEARN_SETS, "synthetic_linear", "csv", "npz", *KERAS_SETS])
     raise DataError(f"unknown data.source {source!r}: expected one of {known}, or module:function")
 
@@ -126,81 +127,6 @@ def synthetic_linear(
     w = rng.normal(size=n_features)
     y = x @ w + rng.normal() + rng.normal(scale=noise, size=n_samples)
     return x, y.astype("float32")
-
-
-def read_csv(path: Path, *, target: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Read a numeric CSV with a header; ``target`` names the label column."""
-    import csv
-
-    if not target:
-        raise DataError("a csv dataset needs data.target: the name of the label column")
-    rows = _read_rows(path, csv)
-    header, body = rows[0], rows[1:]
-    if target not in header:
-        other = next((d for d in (";", "\t", "|") if len(header) == 1 and d in header[0]), None)
-        hint = (
-            f" (the file seems to use {other!r} between columns; tuner reads ',')" if other else ""
-        )
-        raise DataError(f"{path.name}: no column named {target!r}; columns are {header}{hint}")
-    if not body:
-        raise DataError(f"{path.name}: has a header but no data rows")
-    t = header.index(target)
-    x_cols = [i for i in range(len(header)) if i != t]
-    x = np.array(
-        [[_number(path, header[i], r[i], n) for i in x_cols] for n, r in enumerate(body, 2)],
-        dtype="float32",
-    )
-    labels = [r[t] for r in body]
-    return x, _labels_to_array(labels)
-
-
-def _read_rows(path: Path, csv: Any) -> list[list[str]]:
-    if not path.is_file():
-        raise DataError(f"data file not found: {path} (check data.path)")
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = [row for row in csv.reader(fh) if row]
-    except UnicodeDecodeError:
-        raise DataError(f"{path.name}: not a UTF-8 text CSV file") from None
-    if not rows:
-        raise DataError(f"{path.name}: the file is empty; expected a header and data rows")
-    widths = {len(r) for r in rows}
-    if len(widths) > 1:
-        raise DataError(f"{path.name}: rows have different numbers of columns {sorted(widths)}")
-    return rows
-
-
-def _number(path: Path, column: str, cell: str, line: int) -> float:
-    if not cell.strip():
-        return float("nan")  # reported with the other missing values by _check_arrays
-    try:
-        return float(cell)
-    except ValueError:
-        raise DataError(
-            f"{path.name}: line {line}, column {column!r} holds {cell!r}, not a number; "
-            f"features must be numeric (encode or drop that column)"
-        ) from None
-
-
-def _labels_to_array(labels: list[str]) -> np.ndarray:
-    try:
-        return np.array([float(v) for v in labels], dtype="float64")
-    except ValueError:  # text labels: classes in sorted order
-        classes = sorted(set(labels))
-        return np.array([classes.index(v) for v in labels])
-
-
-def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read arrays ``x`` and ``y`` from an ``.npz`` file."""
-    if not path.is_file():
-        raise DataError(f"data file not found: {path} (check data.path)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not {"x", "y"} <= set(npz.files):
-                raise DataError(f"{path.name}: needs arrays named 'x' and 'y', found {npz.files}")
-            return npz["x"].astype("float32"), npz["y"]
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path.name}: not a readable .npz file ({exc})") from None
 
 
 def impute_missing(x: np.ndarray, *, how: str, name: str = "data") -> np.ndarray:
@@ -240,13 +166,6 @@ def _keras_dataset(name: str) -> tuple[np.ndarray, ...]:
     if x_train.ndim == 3:  # grey images: add the channel axis
         x_train, x_val = x_train[..., np.newaxis], x_val[..., np.newaxis]
     return x_train, y_train.reshape(-1), x_val, y_val.reshape(-1)
-
-
-def _user_function(ref: str) -> tuple[np.ndarray, np.ndarray]:
-    result = import_function(ref, error=DataError, what="data.source")()
-    if not (isinstance(result, tuple) and len(result) == 2):
-        raise DataError(f"{ref} must return (x, y) arrays, got {type(result).__name__}")
-    return np.asarray(result[0], dtype="float32"), np.asarray(result[1])
 
 
 def dataset_from_arrays(
@@ -306,6 +225,7 @@ def _finish(
                 f"{name}: the target has one class only ({classes[0]}); classification needs "
                 f"at least two (check data.target, or raise data.max_rows)"
             )
+        _check_labels(np.concatenate([y_train, y_val]), name=name)
         y_train, y_val = y_train.astype("int64"), y_val.astype("int64")
         n_outputs = int(max(y_train.max(), y_val.max())) + 1
     else:
@@ -321,6 +241,20 @@ def _finish(
         name=name,
         scaling=scaling,  # type: ignore[arg-type]
     )
+
+
+def _check_labels(y: np.ndarray, *, name: str) -> None:
+    """Class labels index the model's outputs: whole numbers from 0."""
+    if y.ndim != 1 or not np.all(np.mod(y, 1) == 0):
+        raise DataError(
+            f"{name}: classification needs one whole-number class label per row, got "
+            f"{'fractions' if y.ndim == 1 else f'shape {y.shape}'}; set data.task: regression"
+        )
+    if y.min() < 0:
+        raise DataError(
+            f"{name}: class labels must be 0, 1, 2, ..., got {y.min():g}; re-encode them "
+            f"from 0 (or set data.task: regression)"
+        )
 
 
 def infer_task(y: np.ndarray, task: str = "auto") -> Task:
@@ -341,20 +275,39 @@ def infer_task(y: np.ndarray, task: str = "auto") -> Task:
     return "classification" if whole and n_distinct <= MAX_FLOAT_CLASSES else "regression"
 
 
-def _check_arrays(x: np.ndarray, y: np.ndarray, *, name: str) -> None:
+def _check_shapes(x: np.ndarray, y: np.ndarray, *, name: str) -> None:
+    """Refuse arrays no model can take: x must be (rows, features...), y one value (or
+    one row of targets) per row, both numbers."""
+    if x.ndim < 2 or 0 in x.shape[1:]:
+        raise DataError(
+            f"{name}: x has shape {x.shape}; it needs one row per sample and at least one "
+            f"feature, shape (rows, features) or (rows, height, width, channels)"
+        )
     if len(x) == 0:
         raise DataError(f"{name}: the dataset has no rows")
-    if len(x) != len(y):
-        raise DataError(f"{name}: x has {len(x)} rows but y has {len(y)}; they must match")
+    if y.ndim not in (1, 2) or len(x) != len(y):
+        raise DataError(
+            f"{name}: x has {len(x)} rows but y has shape {y.shape}; y needs one value "
+            f"(or one row of targets) per row of x"
+        )
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"{name}: features must be numeric, got dtype {x.dtype}")
+    if not (np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_)):
+        raise DataError(
+            f"{name}: the target must hold numbers, got dtype {y.dtype}; encode classes as "
+            f"integers 0, 1, ... (a CSV's text labels are encoded for you)"
+        )
+
+
+def _check_arrays(x: np.ndarray, y: np.ndarray, *, name: str) -> None:
+    _check_shapes(x, y, name=name)
     n_bad = int(np.count_nonzero(~np.isfinite(x.astype("float64"))))
     if n_bad:
         raise DataError(
             f"{name}: {n_bad} feature values are NaN or infinite; clean them, or set "
             f"data.impute: mean (or median) to fill the missing ones"
         )
-    if np.issubdtype(y.dtype, np.number) and not np.all(np.isfinite(y.astype("float64"))):
+    if not np.all(np.isfinite(y.astype("float64"))):
         raise DataError(f"{name}: the target has NaN or infinite values; drop those rows")
 
 
@@ -362,7 +315,7 @@ def _scaling(x_train: np.ndarray) -> Scaling:
     """Images (rank >= 3) to [0, 1]; tabular features standardised on the train split."""
     if x_train.ndim >= 3:
         top = float(max(x_train.max(), 1.0))
-        return Scaling(offset=np.float32(0.0), scale=np.float32(top))
+        return Scaling(offset=np.asarray(0.0, "float32"), scale=np.asarray(top, "float32"))
     std = x_train.std(axis=0)
     std[std == 0] = 1.0
     return Scaling(offset=x_train.mean(axis=0), scale=std)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tuner.trial.defaults import with_defaults
 from tuner.trial.keras_env import import_keras
 
 Builder = Callable[..., Any]
@@ -20,10 +21,11 @@ def build_mlp(
 ) -> Any:
     """Dense layers: [Dense → BatchNorm? → activation → Dropout] × layers, then the head."""
     keras = import_keras()
+    params = with_defaults(params)
     inputs = keras.Input(shape=input_shape)
     x = keras.layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
-    for _ in range(int(params.get("layers", 2))):
-        x = _dense_block(keras, x, params, units=int(params.get("units", 128)))
+    for _ in range(int(params["layers"])):
+        x = _dense_block(keras, x, params, units=int(params["units"]))
     return keras.Model(inputs, _head(keras, x, n_outputs=n_outputs, task=task))
 
 
@@ -36,23 +38,24 @@ def build_cnn(
     2x2; filters double per block from 32.
     """
     keras = import_keras()
+    params = with_defaults(params)
     if len(input_shape) != 3:
         raise ValueError(
             f"the cnn family needs images (height, width, channels), got {input_shape}"
         )
     inputs = keras.Input(shape=input_shape)
     x, side = inputs, min(input_shape[0], input_shape[1])
-    for block in range(int(params.get("layers", 2))):
+    for block in range(int(params["layers"])):
         if side < 4:
             break
         x = keras.layers.Conv2D(32 * 2**block, 3, padding="same", use_bias=False)(x)
-        if params.get("batch_norm"):
+        if params["batch_norm"]:
             x = keras.layers.BatchNormalization()(x)
-        x = _activation(keras, params.get("activation", "relu"))(x)
+        x = _activation(keras, params["activation"])(x)
         x = keras.layers.MaxPooling2D()(x)
         side //= 2
     x = keras.layers.Flatten()(x)
-    x = _dense_block(keras, x, params, units=int(params.get("units", 128)))
+    x = _dense_block(keras, x, params, units=int(params["units"]))
     return keras.Model(inputs, _head(keras, x, n_outputs=n_outputs, task=task))
 
 
@@ -70,14 +73,15 @@ BUILDERS: dict[str, Builder] = {"mlp": build_mlp, "cnn": build_cnn, "linear": bu
 
 
 def _dense_block(keras: Any, x: Any, params: Mapping[str, Any], *, units: int) -> Any:
-    l2 = float(params.get("l2", 0.0))
+    """One hidden layer; ``params`` holds every value (see :func:`with_defaults`)."""
+    l2 = float(params["l2"])
     x = keras.layers.Dense(units, kernel_regularizer=keras.regularizers.L2(l2) if l2 > 0 else None)(
         x
     )
-    if params.get("batch_norm"):
+    if params["batch_norm"]:
         x = keras.layers.BatchNormalization()(x)
-    x = _activation(keras, params.get("activation", "relu"))(x)
-    dropout = float(params.get("dropout", 0.0))
+    x = _activation(keras, params["activation"])(x)
+    dropout = float(params["dropout"])
     return keras.layers.Dropout(dropout)(x) if dropout > 0 else x
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tuner.trial.defaults import with_defaults
 from tuner.trial.keras_env import import_keras
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adadelta", "adam", "adamw")
@@ -30,13 +31,14 @@ def make_optimizer(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: i
         ...                       "momentum": 0.9}, steps_per_epoch=45, epochs=20)
     """
     keras = import_keras()
-    name = str(params.get("optimizer", "adam"))
+    params = with_defaults(params)
+    name = str(params["optimizer"])
     lr = make_schedule(params, steps_per_epoch=steps_per_epoch, epochs=epochs)
-    momentum = float(params.get("momentum", 0.9))
+    momentum = float(params["momentum"])
     adam = {
-        "beta_1": float(params.get("beta_1", 0.9)),
-        "beta_2": float(params.get("beta_2", 0.999)),
-        "epsilon": float(params.get("epsilon", 1e-7)),
+        "beta_1": float(params["beta_1"]),
+        "beta_2": float(params["beta_2"]),
+        "epsilon": float(params["epsilon"]),
     }
     factories = {
         "sgd": lambda: keras.optimizers.SGD(lr),
@@ -57,10 +59,11 @@ def make_schedule(params: Mapping[str, Any], *, steps_per_epoch: int, epochs: in
     """The learning rate: a float, or a Keras ``LearningRateSchedule``."""
     keras = import_keras()
     schedules = keras.optimizers.schedules
-    lr = float(params.get("learning_rate", 1e-3))
-    kind = str(params.get("lr_schedule", "constant"))
-    gamma = float(params.get("lr_decay_rate", 0.1))
-    warmup = int(params.get("warmup_epochs", 0)) * steps_per_epoch
+    params = with_defaults(params)
+    lr = float(params["learning_rate"])
+    kind = str(params["lr_schedule"])
+    gamma = float(params["lr_decay_rate"])
+    warmup = int(params["warmup_epochs"]) * steps_per_epoch
     total = max(1, epochs * steps_per_epoch)
     if kind == "cosine":  # Keras' cosine schedule has its own warm-up
         return schedules.CosineDecay(

@@ -17,13 +17,11 @@ from typing import Any, Literal
 from tuner import records
 from tuner.specs.objectives import MEASURES
 from tuner.trial.data import Dataset
+from tuner.trial.defaults import with_defaults
 from tuner.trial.keras_env import import_keras
 from tuner.trial.measures import builder_measures, latency_ms
 from tuner.trial.models import BUILDERS, Builder
 from tuner.trial.optim import make_optimizer
-
-DEFAULT_BATCH_SIZE = 32
-
 
 DIVERGENCE_FACTOR = 10.0  # an epoch loss this many times a constant guess's loss has diverged
 
@@ -140,7 +138,7 @@ def train(
     model, known = build_model(params, dataset, family=family, builder=builder)
     if mixed_precision:
         model = _float32_outputs(model)
-    batch_size = int(params.get("batch_size", DEFAULT_BATCH_SIZE))
+    batch_size = int(with_defaults(params)["batch_size"])
     steps = math.ceil(len(dataset.x_train) / batch_size)
     model.compile(
         optimizer=make_optimizer(params, steps_per_epoch=steps, epochs=epochs),

@@ -59,7 +59,7 @@ def decide(
     ranked = sorted(complete, key=lambda t: (sign * float(t.value or 0.0), t.number))
     if len(measured) < 2:
         # One parameter's share of the importance is 1 whatever the data: nothing to learn.
-        importance = {
+        importance: dict[str, Any] = {
             "status": "one_parameter",
             "message": f"only {', '.join(measured) or 'no parameter'} searched so far: "
             "importance needs two parameters to compare",
