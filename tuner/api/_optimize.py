@@ -104,7 +104,7 @@ def optimize(
         ...                         direction="minimize", strategy="staged",
         ...                         storage="sqlite:///bench.db", study_name="quad")
         >>> result.best_value, result.best_params["learning_rate"]
-        (0.00..., 0.0...)
+        (0.0, 0.01)
     """
     from tuner.execution.epoch_budget import EpochBudget
     from tuner.execution.worker import CircuitBreaker, run_worker

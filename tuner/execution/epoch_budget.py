@@ -29,7 +29,14 @@ class EpochBudget:
     """An Optuna callback: ``study.stop()`` once ``limit`` epochs are spent.
 
     Example:
-        >>> run_worker(study, objective, callbacks=[EpochBudget(1500)])
+        >>> study = optuna.create_study()
+        >>> def objective(trial):
+        ...     for epoch in range(10):
+        ...         trial.report(0.5, step=epoch)
+        ...     return 0.5
+        >>> study.optimize(objective, callbacks=[EpochBudget(25)])
+        >>> len(study.trials)       # 10 epochs a trial: stopped once 25 were spent
+        3
     """
 
     def __init__(self, limit: int) -> None:

@@ -117,7 +117,7 @@ def study_overview(url: str, name: str) -> StudyOverview:
 
     Example:
         >>> study_overview("sqlite:///tuner.db", "digits-mlp").best_params
-        {'learning_rate': 0.001}
+        {'optimizer': 'adam', 'learning_rate': 0.001, ...}
     """
     with read_connection(url) as conn:
         study = _one_study(conn, name, url)
@@ -228,7 +228,7 @@ def trial_rows(
         ...                   sort="value", limit=5)
         >>> rows[0]
         {'number': 0, 'state': 'complete', 'value': 0.95..., 'epochs': 15, 'seconds': ...,
-         'fail_reason': None, 'params': {'learning_rate': 0.001}}
+         'fail_reason': None, 'params': {'optimizer': 'adam', 'learning_rate': 0.001, ...}}
     """
     with read_connection(url) as conn:
         study = _one_study(conn, name, url)

@@ -140,7 +140,7 @@ def report(
         >>> data = report("digits-mlp", storage="sqlite:///tuner.db",
         ...               path="digits-mlp-report.html")
         >>> data["importance"]["message"]
-        'importance needs at least 64 complete trials (4 per searched parameter, ...'
+        'importance needs at least 20 complete trials or trials reporting a common epoch; ...'
         >>> data = report(staged_study, path="staged-report.html")
         >>> data["importance"]["params"][0]["name"]
         'learning_rate'

@@ -43,8 +43,8 @@ def values_at(trials: Sequence[FrozenTrial], step: int) -> list[FrozenTrial]:
     """Copies of the finished trials that reported ``step``, valued at that step.
 
     Example:
-        >>> [t.value for t in values_at(study.get_trials(), 4)][:2]
-        [0.91, 0.87]
+        >>> [round(t.value, 2) for t in values_at(study.get_trials(), 4)][:2]
+        [0.93, 0.92]
     """
     out = []
     finished = (TrialState.COMPLETE, TrialState.PRUNED)

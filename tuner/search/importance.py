@@ -105,7 +105,7 @@ def measure_importance(
     Example:
         >>> result = measure_importance(staged_study, n_bootstrap=10)
         >>> [p["name"] for p in result["params"][:2]]
-        ['learning_rate', 'log2_batch_size']
+        ['learning_rate', 'one_minus_momentum']
     """
     import numpy as np
     from optuna.trial import TrialState

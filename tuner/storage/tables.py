@@ -310,7 +310,7 @@ def read_params(conn: sa.Connection, trial_ids: Sequence[int]) -> dict[int, dict
         >>> (study,) = read_studies(conn, name="digits-mlp")
         >>> first = read_trials(conn, study.study_id)[0]
         >>> read_params(conn, [first.trial_id])
-        {1: {'learning_rate': 0.001}}
+        {1: {'optimizer': 'adam', 'learning_rate': 0.001, ...}}
     """
     params: dict[int, dict[str, Any]] = {trial_id: {} for trial_id in trial_ids}
     for chunk in _chunks(list(trial_ids)):

@@ -151,8 +151,12 @@ def epoch_reports(trial: optuna.Trial) -> Iterator[EpochReports]:
     """Reports of one trial's epochs, every one written before the block is left.
 
     Example:
+        >>> trial = optuna.create_study(direction="maximize").ask()
         >>> with epoch_reports(trial) as reports:
-        ...     model.fit(..., callbacks=[pruning_callback(reports, monitor="val_accuracy")])
+        ...     for epoch, value in enumerate([0.5, 0.6, 0.7]):
+        ...         reports.epoch_end(value, step=epoch)
+        >>> trial.study.trials[0].intermediate_values     # all written when the block ends
+        {0: 0.5, 1: 0.6, 2: 0.7}
     """
     reports = EpochReports(trial)
     reports.start()

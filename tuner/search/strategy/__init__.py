@@ -115,7 +115,7 @@ def stage_decisions(
         ...     print(row["stage"], row["tiers"], row["frozen"], row["narrowed"])
         1 [1] {} {}
         2 [1, 2] {} {}
-        3 [1, 2, 3] {} {'learning_rate': [0.000193..., 0.00193...]}
+        3 [1, 2, 3] {} {'batch_size': [16.0, 64.0]}
     """
     attrs = study.user_attrs
     recorded = attrs.get(records.STRATEGY) or {}

@@ -17,7 +17,7 @@ def stage_cells(row: Mapping[str, Any]) -> dict[str, str]:
     Example:
         >>> from tuner.search.strategy import stage_decisions
         >>> stage_cells(stage_decisions(staged_study)[2])["narrowed"]
-        'learning_rate to [...]'
+        'batch_size to [16, 64]'
     """
     return {
         "stage": str(row["stage"]),
