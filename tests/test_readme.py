@@ -54,10 +54,6 @@ REWRITES = {
 # Commands that would otherwise meet a study an earlier example made (exists: exit 2).
 # Keyed by the command as written (comment included, spaces squeezed), else without it.
 ENV = {
-    # The tour starts as "The two commands" did: a reader who ran those meets their study.
-    "tuner run studies/digits-mlp.yaml # progress bar, then the summary": {
-        "TUNER_STORAGE": "sqlite:///tour.db"
-    },
     "tuner run studies/digits-mlp.yaml --tiers 1-2": {"TUNER_STORAGE": "sqlite:///tiers.db"},
 }
 # Exit codes other than 0 that the README itself promises.
