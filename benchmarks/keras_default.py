@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from staged_vs_flat import win_share  # benchmarks/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARES = (0.25, 0.5, 1.0)
@@ -95,18 +97,10 @@ def report(task: str, rows: dict[str, list[list[float | None]]], maximize: bool)
             cells.append(f"{mean:>14.4g} ± {spread:<9.3g}")
         print(f"{name:<12}" + "".join(cells))
     wins = [
-        _win(d[-1], f[-1], maximize)
+        win_share(d[-1], f[-1], maximize)
         for d, f in zip(rows["default"], rows["flat-median"], strict=True)
     ]
     print(f"default wins over flat-median @100%: {sum(wins):g} of {len(wins)}")
-
-
-def _win(ours: float | None, theirs: float | None, maximize: bool) -> float:
-    if ours is None or theirs is None:
-        return 0.5 if ours is theirs else float(ours is not None)
-    if ours == theirs:
-        return 0.5
-    return float((ours > theirs) == maximize)
 
 
 def main() -> None:

@@ -163,18 +163,19 @@ def summarize(task: str, results: dict[str, list[list[float | None]]], maximize:
     print("staged/flat mean ratio: " + "  ".join(f"{r:.3f}" for r in ratios))
     for i, share in enumerate(CHECKPOINTS):
         wins = [
-            _win(s[i], f[i], maximize)
+            win_share(s[i], f[i], maximize)
             for s, f in zip(results["staged"], results["flat"], strict=True)
         ]
         print(f"win rate staged over flat @{int(share * 100)}%: {statistics.fmean(wins):.0%}")
 
 
-def _win(staged: float | None, flat: float | None, maximize: bool) -> float:
-    if staged is None or flat is None:
-        return 0.5 if staged is flat else float(staged is not None)
-    if staged == flat:
+def win_share(ours: float | None, theirs: float | None, maximize: bool) -> float:
+    """1 for a win, 0.5 for a tie (or neither finished), 0 for a loss."""
+    if ours is None or theirs is None:
+        return 0.5 if ours is theirs else float(ours is not None)
+    if ours == theirs:
         return 0.5
-    return float((staged > flat) == maximize)
+    return float((ours > theirs) == maximize)
 
 
 def decisions_line(studies: list[Any]) -> str:
