@@ -161,7 +161,13 @@ def write_spec(
         "data": data,
         "model": {"family": family, **({"builder": builder} if builder else {})},
         "training": {"max_epochs": sizes.epochs},
-        "space": {"file": str(SPACE), "tiers": "1", "fixed": {"layers": 2}},
+        # Learning rates that cannot diverge: a throughput check must not fail a trial.
+        "space": {
+            "file": str(SPACE),
+            "tiers": "1",
+            "fixed": {"layers": 2},
+            "overrides": {"learning_rate": {"low": 1e-4, "high": 3e-3, "default": 1e-3}},
+        },
         "sampler": "random",
         "pruner": "none",
         "budget": {"n_trials": trials},

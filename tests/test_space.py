@@ -103,3 +103,14 @@ def test_the_default_trial_holds_the_searched_active_defaults_as_optuna_stores_t
     with_momentum = space.default_trial(tiers={1, 2}, fixed={"optimizer": "momentum"})
     assert with_momentum["one_minus_momentum"] == pytest.approx(0.1)  # β = 0.9
     assert "learning_rate" not in space.default_trial(tiers={1}, fixed={"learning_rate": 0.1})
+
+
+def test_narrowed_bounds_keep_the_shipped_grid_values_inside_them():
+    # A spec narrowing the learning rate must not be refused for the shipped grid's 0.1.
+    shipped = ROOT / "search_spaces" / "importance-ranked.yaml"
+    narrowed = load_space(shipped, overrides={"learning_rate": {"high": 1e-2}})
+    assert narrowed.parameters["learning_rate"].grid == [1e-4, 1e-3, 1e-2]
+    none_left = load_space(shipped, overrides={"learning_rate": {"low": 0.2, "default": 0.3}})
+    assert none_left.parameters["learning_rate"].grid is None
+    with pytest.raises(SpecError, match="grid values"):  # a grid the user gives is checked
+        load_space(shipped, overrides={"learning_rate": {"high": 1e-2, "grid": [0.1]}})

@@ -18,6 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import PG_ADMIN_URL, ROOT
+from tuner.storage.engine import CONNECTIONS_PER_WORKER
 
 # A worker process: the trial loop of `tuner worker`, with a cheap objective instead of Keras.
 WORKER = """
@@ -158,10 +159,11 @@ def test_postgres_doctor_shows_connection_budget_and_stale_trials(postgres_url, 
     )
     assert found.returncode == 1
     assert "backend      postgresql" in found.stdout
-    assert "4 workers need up to 12" in found.stdout
+    per_worker = CONNECTIONS_PER_WORKER + 1  # as the doctor counts a worker
+    assert f"4 workers need up to {4 * per_worker}" in found.stdout
     assert "are RUNNING without a heartbeat" in found.stdout
     too_many = cli("storage", "doctor", "--storage", postgres_url, "--workers", "200")
-    assert "200 workers need up to 600 connections" in too_many.stdout
+    assert f"200 workers need up to {200 * per_worker} connections" in too_many.stdout
 
 
 @pytest.mark.postgres

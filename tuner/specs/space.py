@@ -307,7 +307,7 @@ def load_space(
                 f"(known: {', '.join(params)})"
             )
         raw["parameters"] = {
-            name: {**spec, **overrides.get(name, {})} if isinstance(spec, dict) else spec
+            name: _overridden(spec, overrides.get(name, {})) if isinstance(spec, dict) else spec
             for name, spec in params.items()
         }
     try:
@@ -321,3 +321,23 @@ def load_space(
     if problems:
         raise SpecError(problems)
     return space
+
+
+def _overridden(spec: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A parameter with its overrides. New bounds keep only the file's ``grid`` values
+    inside them (a shipped grid spans the shipped range), or drop a grid left empty."""
+    merged = {**spec, **override}
+    if "grid" in override or not {"low", "high"} & set(override):
+        return merged
+    if not isinstance(spec.get("grid"), list):
+        return merged
+    try:
+        low, high = float(merged["low"]), float(merged["high"])
+        kept = [v for v in spec["grid"] if low <= float(v) <= high]
+    except (KeyError, TypeError, ValueError):
+        return merged  # the space's own checks name what is wrong
+    if kept:
+        merged["grid"] = kept
+    else:
+        del merged["grid"]
+    return merged
