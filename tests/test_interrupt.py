@@ -110,6 +110,41 @@ def test_ctrl_c_turned_into_another_error_still_stops_the_run(tiny_spec, sqlite_
     ]
 
 
+def _builder_that_drops(signum: int):
+    """A model builder that receives ``signum`` and drops the interrupt, as Python does
+    when it lands inside a ``__del__`` (TensorFlow runs many while training), then
+    returns a working model: nothing but the noted interrupt is left to stop training."""
+    from tuner.trial.models import build_linear
+
+    def build(params, **shapes):
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises long before this ends
+        except KeyboardInterrupt:
+            return build_linear(params, **shapes)
+        raise AssertionError(f"signal {signum} did not interrupt the builder")
+
+    return build
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_dropped_before_training_still_stops_it(signum, tiny_spec, sqlite_url) -> None:
+    from tuner.execution.run import prepare_run
+    from tuner.execution.worker import run_worker
+    from tuner.specs.spec import load_spec
+
+    # Without the noted interrupt, 3 trials of 200 epochs would run to the end.
+    resolved = load_spec(tiny_spec(training={"max_epochs": 200}, budget={"n_trials": 3}))
+    build = _builder_that_drops(signum)
+    prepared = prepare_run(resolved, storage_url=sqlite_url, builder=build)
+    with pytest.raises(KeyboardInterrupt):
+        run_worker(prepared.study, prepared.objective)
+    first = prepared.study.trials[0]
+    why = "interrupted" if signum == signal.SIGINT else "terminated"
+    assert (first.state.name, first.user_attrs.get("fail_reason")) == ("FAIL", why)
+    assert first.user_attrs["epochs"] == 0  # stopped at its first batch
+
+
 def test_sigterm_turned_into_another_error_still_stops_the_worker(tiny_spec, sqlite_url) -> None:
     from tuner.execution.run import prepare_run
     from tuner.execution.signals import WorkerTerminated

@@ -30,8 +30,7 @@ from tuner._optuna_compat import (
     written_so_far,
 )
 from tuner.errors import StorageError
-from tuner.execution import signals
-from tuner.execution.signals import Sigterm, WorkerTerminated
+from tuner.execution.signals import Sigterm, WorkerTerminated, noting_ctrl_c
 from tuner.storage.claims import BudgetSpent
 from tuner.storage.outage import through_outage
 from tuner.storage.queue import (
@@ -42,6 +41,7 @@ from tuner.storage.queue import (
     take_trial,
     work_left,
 )
+from tuner.trial import interrupts
 from tuner.trial.objective import OUT_OF_MEMORY, TrialFailed, failure_reason
 
 Objective = Callable[[optuna.Trial], float | Sequence[float]]
@@ -128,7 +128,7 @@ def run_worker(
     reap = reaper(study)
     idle = _idle_waits()
     # As inside Study.optimize: callbacks (the circuit breaker) may call study.stop().
-    with optimize_loop(study), sigterm.installed(), signals.noting_ctrl_c():
+    with optimize_loop(study), sigterm.installed(), noting_ctrl_c():
         while not stop_requested(study):
             if sigterm.requested:
                 raise WorkerTerminated()
@@ -201,7 +201,7 @@ def run_trial(
             raise
         except Exception as exc:  # one bad trial never stops a worker
             state = TrialState.FAIL
-            noted = signals.received()
+            noted = interrupts.received()
             if noted is not None:  # TensorFlow turned the interrupt into this error
                 interrupted = noted()
             elif not isinstance(exc, TrialFailed):  # the objective stored its own reason

@@ -31,6 +31,7 @@ from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
 from tuner.trial.data import Dataset
 from tuner.trial.epoch_reports import epoch_reports
+from tuner.trial.interrupts import interrupt_check
 from tuner.trial.keras_env import GpuOptions
 from tuner.trial.measures import PeakMemory, epoch_seconds, process_peak_rss_mb
 from tuner.trial.memory import release_keras_memory
@@ -109,7 +110,7 @@ class KerasObjective:
                     jit_compile=gpu.jit_compile,
                     latency_batch_size=self.latency_batch_size,
                     before_fit=lambda known: self._check_before_training(trial, known, measured),
-                    callbacks=[pruning_callback(reports, monitor=self.metric)],
+                    callbacks=[pruning_callback(reports, monitor=self.metric), interrupt_check()],
                 )
             measured.update(result.measures)
             measured.update(_after_training(guard, peak))
