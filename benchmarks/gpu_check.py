@@ -16,8 +16,8 @@ GPU machines are lent now and then for minutes, so every GPU path is checked in 
    in use after the run is back where it was before.
 
 ``--dry-run`` runs every step on the CPU with tiny sizes (8x8 images, ``--workers K`` for
-``--gpus``), in a few minutes on a 2-core machine: the test suite runs it so the
-script cannot rot. Run: ``python benchmarks/gpu_check.py [--dry-run] [--out table.txt]``.
+``--gpus``, K of 1 and 2, 2 recycled trials): the test suite runs it so the script
+cannot rot. Run: ``python benchmarks/gpu_check.py [--dry-run] [--out table.txt]``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = ROOT / "search_spaces" / "importance-ranked.yaml"
-PER_GPU = (1, 2, 4)
 OOM_BUILDER = """
 from pathlib import Path
 
@@ -68,14 +68,40 @@ class Sizes:
     cnn_rows: int
     cnn_side: int  # 32: CIFAR-sized; smaller on a CPU, where float16 convolutions crawl
     timeout_s: int  # per tuner run
+    per_gpu: tuple[int, ...]  # trials per GPU of the throughput runs
+    recycled_trials: int  # trials, each in a fresh process, of the recycling check
 
 
-FULL = Sizes(trials=8, epochs=5, digits_rows=None, cnn_rows=8000, cnn_side=32, timeout_s=150)
-DRY = Sizes(trials=2, epochs=1, digits_rows=200, cnn_rows=200, cnn_side=8, timeout_s=240)
+FULL = Sizes(
+    trials=8,
+    epochs=5,
+    digits_rows=None,
+    cnn_rows=8000,
+    cnn_side=32,
+    timeout_s=150,
+    per_gpu=(1, 2, 4),
+    recycled_trials=3,
+)
+# Every step, but as few processes as show it: each one imports TensorFlow, ~8 s of a
+# 2-core machine, and 4 trials per GPU take no path that 2 do not (25 processes: 5 min).
+DRY = Sizes(
+    trials=2,
+    epochs=1,
+    digits_rows=200,
+    cnn_rows=200,
+    cnn_side=8,
+    timeout_s=240,
+    per_gpu=(1, 2),
+    recycled_trials=2,
+)
+
+
+CHECKS = ("devices", "trials/hour", "out of memory", "--recycle-after 1", "epoch time")
 
 
 class Table:
-    """Rows of (check, setting, result), printed as they come and at the end."""
+    """Rows of (check, setting, result), printed as they come and, in the order of
+    :data:`CHECKS` whatever order they came in, at the end."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, str]] = []
@@ -90,7 +116,8 @@ class Table:
         ]
         lines = [f"| {'check':<{widths[0]}} | {'setting':<{widths[1]}} | result |"]
         lines.append(f"|{'-' * (widths[0] + 2)}|{'-' * (widths[1] + 2)}|--------|")
-        lines += [f"| {c:<{widths[0]}} | {s:<{widths[1]}} | {r} |" for c, s, r in self.rows]
+        rows = sorted(self.rows, key=lambda row: CHECKS.index(row[0]))
+        lines += [f"| {c:<{widths[0]}} | {s:<{widths[1]}} | {r} |" for c, s, r in rows]
         return "\n".join(lines)
 
 
@@ -241,7 +268,7 @@ def check_throughput(table: Table, tmp: Path, *, sizes: Sizes, dry: bool, cnn_fi
     }
     for model, (data, family) in models.items():
         one = None
-        for per_gpu in PER_GPU:
+        for per_gpu in sizes.per_gpu:
             name = f"{model}-{per_gpu}"
             spec = write_spec(tmp, name, data=data, family=family, sizes=sizes, trials=sizes.trials)
             with GpuSampler() as gpu:
@@ -306,8 +333,9 @@ def check_out_of_memory(table: Table, tmp: Path, *, sizes: Sizes, dry: bool) -> 
 
 
 def check_recycling(table: Table, tmp: Path, *, sizes: Sizes, dry: bool) -> None:
+    trials = sizes.recycled_trials
     spec = write_spec(
-        tmp, "recycle", data={"source": "digits"}, family="mlp", sizes=sizes, trials=3
+        tmp, "recycle", data={"source": "digits"}, family="mlp", sizes=sizes, trials=trials
     )
     before = gpu_now()
     with GpuSampler() as gpu:
@@ -327,10 +355,10 @@ def check_recycling(table: Table, tmp: Path, *, sizes: Sizes, dry: bool) -> None
         if before and after
         else "GPU memory n/a (no nvidia-smi)"
     )
-    ok = done.returncode == 0 and len(workers) == 3
+    ok = done.returncode == 0 and len(workers) == trials
     table.add(
         "--recycle-after 1",
-        "3 trials",
+        f"{trials} trials",
         f"{'OK' if ok else 'NOT OK'}: {len(workers)} processes; {memory}",
     )
 
@@ -413,12 +441,21 @@ def main() -> None:
             raise SystemExit(2)
         cnn = cnn_arrays(sizes.cnn_rows, side=sizes.cnn_side)
         np.savez(tmp / "cifar_sized.npz", x=cnn[0], y=cnn[1])
-        check_throughput(
-            table, tmp, sizes=sizes, dry=args.dry_run, cnn_file=tmp / "cifar_sized.npz"
-        )
-        check_out_of_memory(table, tmp, sizes=sizes, dry=args.dry_run)
-        check_recycling(table, tmp, sizes=sizes, dry=args.dry_run)
-        check_precision(table, sizes=sizes, has_gpu=has_gpu, cnn=cnn)  # last: it holds GPU memory
+        checks = [
+            lambda: check_throughput(
+                table, tmp, sizes=sizes, dry=args.dry_run, cnn_file=tmp / "cifar_sized.npz"
+            ),
+            lambda: check_out_of_memory(table, tmp, sizes=sizes, dry=args.dry_run),
+            lambda: check_recycling(table, tmp, sizes=sizes, dry=args.dry_run),
+            # Last on a GPU: it holds GPU memory.
+            lambda: check_precision(table, sizes=sizes, has_gpu=has_gpu, cnn=cnn),
+        ]
+        # On a GPU each check has the machine to itself. A dry run's figures mean nothing,
+        # only its paths do, and most of its time is processes importing TensorFlow on
+        # one core each: two checks at once (161 s one after the other on 2 cores).
+        with ThreadPoolExecutor(max_workers=2 if args.dry_run else 1) as pool:
+            for running in [pool.submit(check) for check in checks]:
+                running.result()
     mode = "dry run on the CPU" if args.dry_run else "GPU"
     text = f"# gpu_check ({mode}), {time.perf_counter() - started:.0f} s\n{table.text()}\n"
     print(text)
