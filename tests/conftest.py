@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(
     "TUNER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+# Space overrides for tests that need every trial to complete: small models (`units`
+# within its narrowed range), the learning rate tamed so that nothing diverges.
+TAME_OVERRIDES = {
+    "units": {"high": 64, "default": 32},
+    "layers": {"high": 2},
+    "batch_size": {"low": 32, "high": 128},
+    "learning_rate": {"high": 0.01},
+}
 CHROMIUM = os.environ.get("TUNER_TEST_CHROMIUM", "/usr/bin/chromium")
 REQUIRE_SERVICES = os.environ.get("TUNER_REQUIRE_SERVICES") == "1"
 # Headless without the background traffic this closed network refuses.

@@ -7,8 +7,8 @@ import weakref
 
 import optuna
 import pytest
-import yaml
 
+from tests.conftest import TAME_OVERRIDES
 from tuner.execution.run import execute, prepare_run
 from tuner.specs.spec import load_spec
 from tuner.trial.models import build_mlp
@@ -54,19 +54,12 @@ def test_recycled_workers_run_the_whole_study_however_many_times_they_are_replac
         data={"source": "digits", "max_rows": 200},
         training={"max_epochs": 1},
         budget={"n_trials": n_trials},
+        # every trial must complete: a CI run drew a learning rate that diverged
+        space={"overrides": TAME_OVERRIDES},
     )
-    # Learning rates that cannot diverge: every trial must complete (a CI run drew one that
-    # diverged, which says nothing about recycling).
-    _narrow_learning_rate(spec)
     done = cli("run", str(spec), "--storage", sqlite_url, "--recycle-after", "1")
     assert done.returncode == 0, done.stderr
     assert "1 worker," in done.stderr and "starting a new one" not in done.stderr
     assert f"Study tiny: {n_trials} trials ({n_trials} complete)" in done.stdout
     trials = optuna.load_study(study_name="tiny", storage=sqlite_url).trials
     assert len({t.user_attrs["worker"] for t in trials}) == n_trials  # a fresh process each
-
-
-def _narrow_learning_rate(spec) -> None:
-    document = yaml.safe_load(spec.read_text(encoding="utf-8"))
-    document["space"]["overrides"]["learning_rate"] = {"low": 1e-4, "high": 3e-3, "default": 1e-3}
-    spec.write_text(yaml.safe_dump(document), encoding="utf-8")

@@ -22,9 +22,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import need, run_cli
+from tests.conftest import TAME_OVERRIDES, need, run_cli
 from tests.ray_cluster import RAY_CLI, RayCluster, local_ray_cluster
-from tests.test_workers_postgres import FAST_HEARTBEAT, OVERRIDES, _running_with_worker, _study
+from tests.test_workers_postgres import FAST_HEARTBEAT, _running_with_worker, _study
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 PLACED = re.compile(
@@ -87,7 +87,7 @@ def _spec(tiny_spec, *, epochs: int, n_trials: int, max_rows: int = 300, **chang
     return tiny_spec(
         data={"source": "digits", "max_rows": max_rows},
         training={"max_epochs": epochs},
-        space={"overrides": OVERRIDES},
+        space={"overrides": TAME_OVERRIDES},
         budget={"n_trials": n_trials},
         **changes,
     )

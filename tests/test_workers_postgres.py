@@ -17,26 +17,19 @@ import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from tests.conftest import PG_ADMIN_URL, ROOT
+from tests.conftest import PG_ADMIN_URL, ROOT, TAME_OVERRIDES
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 # Short enough for a test, long enough that a CPU-starved worker is not taken for dead.
 FAST_HEARTBEAT = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_GRACE_PERIOD": "6"}
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-# Small models; `units` stays within its narrowed range, lr tamed so nothing diverges.
-OVERRIDES = {
-    "units": {"high": 64, "default": 32},
-    "layers": {"high": 2},
-    "batch_size": {"low": 32, "high": 128},
-    "learning_rate": {"high": 0.01},
-}
 
 
 def _spec(tiny_spec, *, epochs: int, n_trials: int, max_rows: int = 600):
     return tiny_spec(
         data={"source": "digits", "max_rows": max_rows},
         training={"max_epochs": epochs},
-        space={"overrides": OVERRIDES},
+        space={"overrides": TAME_OVERRIDES},
         budget={"n_trials": n_trials},
     )
 
