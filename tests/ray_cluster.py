@@ -28,7 +28,6 @@ STARTED = "Ray runtime started"
 @dataclass(frozen=True)
 class RayCluster:
     address: str
-    client: str  # the same cluster through Ray Client (ray://)
     env: dict[str, str]  # what a shell that talks to this cluster has set
     modules: Path  # on the PYTHONPATH of the driver and every actor
 
@@ -54,9 +53,6 @@ def local_ray_cluster(*, cpus: int, gpus: int) -> Iterator[RayCluster]:
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(temp / "token"),
-        # Ray Client starts a server process per client and waits 30 s for it: too short
-        # on a loaded 2-core machine.
-        "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120",
     }
     port, client_port = _free_port(), _free_port()
     # Ports that are fixed by default are free ones here, so that two runs do not meet.
@@ -83,7 +79,6 @@ def local_ray_cluster(*, cpus: int, gpus: int) -> Iterator[RayCluster]:
             raise RuntimeError(f"ray start failed:\n{log.read_text()}")
         yield RayCluster(
             address=f"127.0.0.1:{port}",
-            client=f"ray://127.0.0.1:{client_port}",
             env=env,
             modules=modules,
         )

@@ -201,19 +201,3 @@ def test_out_of_memory_fails_the_trial_and_recycles_the_actor(ray_cluster, tmp_p
     pids = [pid for _, _, pid, _ in PLACED.findall(done.stderr)]
     assert len(pids) == 2 and pids[0] != pids[1], done.stderr  # a fresh actor process
     assert [t.user_attrs["worker"].rsplit(":", 1)[1] for t in (first, second)] == pids
-
-
-def test_sqlite_is_refused_through_ray_client_and_nothing_is_written(
-    ray_cluster, tiny_spec, tmp_path
-):
-    # Through Ray Client the driver may be anywhere: the nodes cannot share the file.
-    spec = tiny_spec()
-    done = _run_on_sqlite(ray_cluster, spec, ray_cluster.client, "--workers", "2")
-
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == (
-        f"Error: --storage sqlite:///study.db: an SQLite file cannot be shared by the nodes "
-        f"of the Ray cluster at {ray_cluster.client} (1 node); give --storage "
-        f"postgresql://user@host/db, reachable from every node"
-    )
-    assert not (tmp_path / "study.db").exists()

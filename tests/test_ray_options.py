@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tuner.errors import SpecError
-from tuner.execution.ray_cluster import Placement, place_workers
+from tuner.execution.ray_cluster import Placement, _reason, place_workers
 
 
 def _tuner_without_ray(*args: str, cwd) -> subprocess.CompletedProcess[str]:
@@ -78,6 +78,14 @@ def test_without_ray_installed_the_error_names_the_extra(tiny_spec, tmp_path):
             1,
         ),
         (
+            # Nothing listens there: Ray Client is refused before connecting.
+            ["--ray", "ray://127.0.0.1:1", "--workers", "2"],
+            "Error: --storage sqlite:///study.db: an SQLite file cannot be shared through Ray "
+            "Client (ray://127.0.0.1:1): the workers run on the cluster's nodes, not on this "
+            "machine; give --storage postgresql://user@host/db, reachable from every node",
+            2,
+        ),
+        (
             ["--ray", "auto", "--gpus", "0,1"],
             "Error: --gpus 0,1 with --ray: Ray chooses the devices; give --gpus all (every GPU "
             "of the cluster; --workers N to use fewer)",
@@ -98,6 +106,32 @@ def test_ray_options_that_cannot_work_are_refused_before_anything_is_written(
     assert done.returncode == code
     assert done.stderr.strip() == expected
     assert not (tmp_path / "study.db").exists()
+
+
+def test_ray_client_named_by_ray_address_is_refused_for_sqlite_too(cli, tiny_spec, tmp_path):
+    spec = str(tiny_spec())
+    options = ["--storage", "sqlite:///study.db", "--ray", "auto", "--workers", "2"]
+    env = {"RAY_ADDRESS": "ray://127.0.0.1:1"}
+    done = cli("run", spec, *options, cwd=tmp_path, env=env)
+
+    assert done.returncode == 2
+    assert "cannot be shared through Ray Client (ray://127.0.0.1:1)" in done.stderr
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_a_ray_client_server_failure_is_told_by_its_last_line():
+    # Ray Client's server answers with a traceback after a line that only announces it.
+    failure = ConnectionAbortedError(
+        "Initialization failure from server:\nTraceback (most recent call last):\n"
+        '  File "proxier.py", line 765, in Datapath\n'
+        "RuntimeError: Starting Ray client server failed.\n"
+    )
+    assert _reason(failure) == (
+        "Initialization failure from server: RuntimeError: Starting Ray client server failed."
+    )
+    assert _reason(ConnectionError("Could not find any running Ray instance.\nmore")) == (
+        "Could not find any running Ray instance."
+    )
 
 
 @pytest.mark.slow

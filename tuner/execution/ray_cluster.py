@@ -133,6 +133,15 @@ def connect(
         )
     if workers is None and gpus is None:
         raise SpecError("--ray needs --workers N or --gpus all: how many workers to run there")
+    target = _target(address)
+    if storage_url.startswith("sqlite") and target.startswith("ray://"):
+        # Refused before connecting: a Ray Client driver is never a node of the cluster, so
+        # the answer does not depend on it (and Ray Client's server takes seconds to start).
+        raise SpecError(
+            f"--storage {mask_url(storage_url)}: an SQLite file cannot be shared through Ray "
+            f"Client ({target}): the workers run on the cluster's nodes, not on this "
+            f"machine; give --storage postgresql://user@host/db, reachable from every node"
+        )
     ray = import_ray()
     _init(ray, address)
     alive = [node for node in ray.nodes() if node["Alive"]]
@@ -167,11 +176,29 @@ def _init(ray: Any, address: str) -> None:
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ClusterError(
-            f"--ray {address}: cannot join the Ray cluster ({first}); start one with `ray "
+            f"--ray {address}: cannot join the Ray cluster ({_reason(exc)}); start one with `ray "
             f"start --head`, or give its address (host:6379, ray://host:10001)"
         ) from None
+
+
+def _reason(exc: Exception) -> str:
+    """One line of why Ray could not connect: the first line of its message, and the last
+    when the first only announces the rest (Ray Client sends the server's traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
+
+
+def _target(address: str) -> str:
+    """The address ``ray.init`` will use: ``auto`` reads ``$RAY_ADDRESS``, else stays
+    ``auto`` (the cluster ``ray start`` runs on this machine)."""
+    if address == "auto":
+        return os.environ.get("RAY_ADDRESS") or "auto"
+    return address
 
 
 def _check_answers(address: str) -> None:
@@ -180,8 +207,8 @@ def _check_answers(address: str) -> None:
     ``auto`` without ``$RAY_ADDRESS`` is left to Ray, which finds the cluster of this
     machine or says at once that there is none.
     """
-    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
-    if target in ("", "auto"):
+    target = _target(address)
+    if target == "auto":
         return
     client = target.startswith("ray://")
     host, _, port = target.removeprefix("ray://").rpartition(":")
@@ -198,8 +225,6 @@ def _check_answers(address: str) -> None:
 
 def _on_this_machine(ray: Any, alive: list[dict[str, Any]]) -> bool:
     """Whether the cluster is this machine alone: one node, the one this driver runs on
-    (a Ray Client driver runs on the cluster's head, wherever that is)."""
-    if ray.util.client.ray.is_connected():
-        return False
+    (never so through Ray Client, refused before connecting)."""
     here = ray.get_runtime_context().get_node_id()
     return [node["NodeID"] for node in alive] == [here]
