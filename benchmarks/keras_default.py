@@ -5,7 +5,8 @@ unit that costs GPU time; pruning spends fewer per trial), each contender a fres
 on its own SQLite file, trained for real by ``tuner.tune``:
 
 - default: the shipped spec with its sampler, pruner and strategy removed (what a user
-  gets without choosing: tpe-explore + asha, flat, the defaults as trial 0);
+  gets without choosing: tpe-explore + asha, flat, the defaults as trial 0 and the
+  learning rate either side of them as trials 1 and 2);
 - flat-median: the shipped spec with ``sampler: tpe``, ``pruner: median`` and the flat
   strategy (tuner's default before issue 13).
 

@@ -198,3 +198,32 @@ def test_the_parzen_hook_fits_the_above_density(monkeypatch):
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(n_startup_trials=2, seed=0))
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
     assert True in seen and False in seen
+
+
+def test_tpe_through_the_view_models_the_study_without_its_hidden_trials():
+    # tuner's default sampler hides its start trials from TPE through this view: TPE reads
+    # trials with the private Study._get_trials, and must see exactly the others.
+    def objective(trial):
+        return (trial.suggest_float("x", 0, 1) - 0.2) ** 2
+
+    with_start, without = (
+        optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)) for _ in range(2)
+    )
+    for x in (0.9, 0.95):  # the best trials, where TPE would otherwise look
+        with_start.enqueue_trial({"x": x}, user_attrs={"start": True})
+        with_start.optimize(lambda t: t.suggest_float("x", 0, 1) * 0, n_trials=1)
+    with_start.optimize(objective, n_trials=12)
+    without.optimize(objective, n_trials=12)
+
+    def hidden(trial):
+        return bool(trial.user_attrs.get("start"))
+
+    view = compat.StudyWithout(with_start, hidden)
+    assert [t.number for t in view._get_trials(deepcopy=False)] == list(range(2, 14))
+    proposals = []
+    for study in (view, without):
+        sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=10)
+        trial = without.ask()  # a trial to sample for; TPE reads the study it is given
+        dist = optuna.distributions.FloatDistribution(0, 1)
+        proposals.append(sampler.sample_independent(study, compat.own_view(trial), "x", dist))
+    assert proposals[0] == proposals[1]

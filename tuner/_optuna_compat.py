@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -172,3 +172,32 @@ class TrialsView:
 
     def _is_multi_objective(self) -> bool:
         return False
+
+
+class StudyWithout:
+    """A study as a sampler sees it, without the trials ``hidden`` picks.
+
+    Samplers read trials through the private ``Study._get_trials`` (TPE with ``use_cache``),
+    so the view filters it beside the public ``get_trials`` and ``trials``; everything else
+    is the study's own. Optuna has no way to keep trials out of a sampler's model.
+    """
+
+    def __init__(self, study: optuna.Study, hidden: Callable[[FrozenTrial], bool]) -> None:
+        self._study = study
+        self._hidden = hidden
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(
+        self, deepcopy: bool = True, states: Any = None, use_cache: bool = False
+    ) -> list[FrozenTrial]:
+        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        return [t for t in trials if not self._hidden(t)]
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[FrozenTrial]:
+        return [t for t in self._study.get_trials(deepcopy, states) if not self._hidden(t)]
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()

@@ -19,6 +19,10 @@ RECOVERED_FROM = "recovered_from"  # number of the trial, failed as stale, whose
 STAGE = "stage"  # the staged strategy's stage this trial ran in (1 = tier 1 alone)
 FROZEN = "frozen"  # values the strategy froze for this trial (model values, by name)
 BASELINE = "baseline"  # True on the trial that trains the space's defaults (trial 0)
+PROBE = "probe"  # True on the trials that train the defaults with the learning rate either side
+# True on the default search's start trials (the baseline and its probes): trained to the
+# end whatever the pruner says, and hidden from TPE's model (tuner.search.start).
+START = "start"
 INFEASIBLE = "infeasible"  # the constraints a trial broke before training, in words
 # Also on every trial: its measures (tuner.specs.objectives.MEASURES, the final val_*
 # metrics, a builder's own), each under its own name, so no measure may take these.
@@ -34,6 +38,8 @@ OWN_TRIAL_ATTRS = frozenset(
         STAGE,
         FROZEN,
         BASELINE,
+        PROBE,
+        START,
         INFEASIBLE,
     )
 )

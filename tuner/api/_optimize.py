@@ -110,7 +110,8 @@ def optimize(
     from tuner.execution.worker import CircuitBreaker, run_worker
     from tuner.outcome.results import summarize
     from tuner.search.described import record_search
-    from tuner.search.samplers import enqueue_baseline, make_pruner, make_sampler
+    from tuner.search.samplers import make_pruner, make_sampler
+    from tuner.search.start import enqueue_start, probes_apply
     from tuner.search.strategy import make_strategy
     from tuner.storage import open_storage
     from tuner.storage.queue import FINISHED, reserve_trials
@@ -144,7 +145,8 @@ def optimize(
         study.set_user_attr(records.SPACE, resolved.model_dump(mode="json"))
     grid = sampler == "grid" or isinstance(sampler, optuna.samplers.GridSampler)
     if baseline_first and not grid and not study.get_trials(deepcopy=False):
-        enqueue_baseline(study, resolved, tiers=chosen, fixed=fixed)
+        probes = probes_apply(strategy=name, sampler=sampler)
+        enqueue_start(study, resolved, tiers=chosen, fixed=fixed, probes=probes, n_trials=n_trials)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # A resumed study must not replay the random start-up points of the first run.
     study.sampler = (
@@ -183,13 +185,15 @@ def optimize(
 
 def _trial_runner(objective: Objective, search: Any) -> Callable[[optuna.Trial], float]:
     """The Optuna objective around ``f(params, report)``: the strategy suggests values."""
+    from tuner.search.start import spared
 
     def run_trial(trial: optuna.Trial) -> float:
         params = search.suggest(trial)
+        prunable = not spared(trial)
 
         def report(value: float, step: int) -> None:
             trial.report(value, step)
-            if trial.should_prune():
+            if trial.should_prune() and prunable:  # asked all the same: ASHA records rungs
                 raise optuna.TrialPruned(f"pruned at step {step}")
 
         return objective(params, report)

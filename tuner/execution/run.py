@@ -34,7 +34,8 @@ from tuner.execution.epoch_budget import EpochBudget
 from tuner.execution.worker import CircuitBreaker, WorkerOutcome, run_worker
 from tuner.search.described import record_search
 from tuner.search.objectives import name_objectives
-from tuner.search.samplers import enqueue_baseline, make_pruner, make_sampler
+from tuner.search.samplers import make_pruner, make_sampler
+from tuner.search.start import enqueue_start, probes_apply
 from tuner.search.strategy import Strategy, make_strategy
 from tuner.specs.param import ALL_TIERS
 from tuner.specs.space import SearchSpace
@@ -171,7 +172,14 @@ def prepare_run(
     _record_spec(study, resolved, seed=seed)
     # A grid is the whole plan: its sampler decides every trial.
     if spec.space.baseline_first and spec.sampler.name != "grid" and not (exists and resume):
-        enqueue_baseline(study, resolved.space, tiers=resolved.tiers, fixed=spec.space.fixed)
+        enqueue_start(
+            study,
+            resolved.space,
+            tiers=resolved.tiers,
+            fixed=spec.space.fixed,
+            probes=probes_apply(strategy=spec.strategy.name, sampler=spec.sampler.name),
+            n_trials=total,
+        )
     return PreparedRun(
         study=study,
         objective=_objective(resolved, dataset=dataset, builder=builder, seed=seed, search=search),

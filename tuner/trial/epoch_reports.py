@@ -34,6 +34,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tuner._optuna_compat import TrialsView, own_view, storage_of, trial_id_of, wrote_report
+from tuner.search.start import spared
 from tuner.storage.outage import through_outage
 from tuner.trial.pruning import STEPPED_PRUNERS, could_prune
 
@@ -59,6 +60,7 @@ class EpochReports:
         self._complete: list[Any] | None = None  # others' complete trials, when read
         self._read_at = 0.0
         self._decides_locally = not self.several and type(self.pruner) in STEPPED_PRUNERS
+        self._spared = spared(trial)  # asked all the same: ASHA records its rungs
         self._thread = threading.Thread(target=self._write, name="epoch-reports", daemon=True)
 
     def epoch_end(self, value: float, *, step: int, last: bool = False) -> None:
@@ -78,7 +80,7 @@ class EpochReports:
         else:  # the pruner reads and writes the study itself: it must see every value
             self.flush()
             pruned = self.trial.should_prune()
-        if pruned:
+        if pruned and not self._spared:
             raise optuna.TrialPruned(f"Trial was pruned at epoch {step}.")
 
     def start(self) -> None:
