@@ -17,7 +17,7 @@ They train to the end, and TPE ranks every complete trial above every pruned one
 successive halving pruning most trials they would fill TPE's "good" set (2-3 trials for
 the first 30) with the defaults' neighbourhood. On LCBench, random search's median result
 was then never reached in 13 task-seeds of 170; 11 with the probes hidden, 8 with all
-three (benchmarks/README.md, "Default search").
+three (benchmarks/README.md, "The default search on LCBench").
 """
 
 from __future__ import annotations

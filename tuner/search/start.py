@@ -2,12 +2,13 @@
 
 Samplers start from random points; the defaults are a good configuration on most tasks, so
 trial 0 trains them (SMAC starts from the default configuration for the same reason) and
-the study has a sound baseline after one trial. The learning rate matters most and its
-best value moves most from task to task (``DOMAIN.md``), so trials 1 and 2 train the same
-defaults with the learning rate half a decade above and below. These start trials train to
-the end whatever the pruner says (:func:`spared`): three complete results early, as the
-staged strategy's first stage gives, and they lifted the default search's best result at
-10% of the budget on the LCBench surrogate (benchmarks/README.md, "Default search").
+the study has a sound baseline after one trial. In the default search (flat strategy,
+``tpe-explore``), the learning rate matters most and its best value moves most from task
+to task (``DOMAIN.md``), so trials 1 and 2 train the same defaults with the learning rate
+half a decade above and below, and these three start trials train to the end whatever the
+pruner says (:func:`spared`): three complete results early, as the staged strategy's first
+stage gives. They lifted the default search's best result at 10% of the budget on the
+LCBench surrogate (benchmarks/README.md, "The default search on LCBench").
 """
 
 from __future__ import annotations
