@@ -73,11 +73,14 @@ def test_ctrl_c_fails_the_running_trial_prints_the_summary_and_exits_130(
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "Interrupted: trial 0 is marked failed (interrupted)." in stderr
-    assert "Study tiny: 1 trials (1 fail)" in stdout
+    # The default search's two probes of the learning rate wait for a resume.
+    assert "Study tiny: 3 trials (1 fail, 2 waiting)" in stdout
     assert "Failures: interrupted ×1" in stdout
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").trials
     assert [(t.state.name, t.user_attrs.get("fail_reason")) for t in trials] == [
-        ("FAIL", "interrupted")
+        ("FAIL", "interrupted"),
+        ("WAITING", None),
+        ("WAITING", None),
     ]
 
 
@@ -106,7 +109,9 @@ def test_ctrl_c_turned_into_another_error_still_stops_the_run(tiny_spec, sqlite_
     with pytest.raises(KeyboardInterrupt):
         execute(prepared)
     assert [(t.state.name, t.user_attrs.get("fail_reason")) for t in prepared.study.trials] == [
-        ("FAIL", "interrupted")
+        ("FAIL", "interrupted"),
+        ("WAITING", None),  # the default search's probes, left for a resume
+        ("WAITING", None),
     ]
 
 
@@ -158,7 +163,8 @@ def test_sigterm_turned_into_another_error_still_stops_the_worker(tiny_spec, sql
     reserve_trials(prepared.study, total=3)
     with pytest.raises(WorkerTerminated):
         run_worker(prepared.study, prepared.objective)
-    first, requeued = prepared.study.trials
+    first, *probes, requeued = prepared.study.trials
     assert (first.state.name, first.user_attrs.get("fail_reason")) == ("FAIL", "terminated")
+    assert [(t.state.name, t.user_attrs.get("probe")) for t in probes] == [("WAITING", True)] * 2
     assert requeued.state.name == "WAITING"
     assert requeued.system_attrs["fixed_params"] == first.params
