@@ -9,6 +9,7 @@ import optuna
 import pytest
 
 from tuner.errors import ReportError
+from tuner.search._curves import curve_trials
 from tuner.search.importance import compare_with_declared, measure_importance
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -147,7 +148,8 @@ def test_a_quick_start_study_mostly_pruned_gets_importance_from_its_learning_cur
     assert sum(t.state.name == "COMPLETE" for t in study.trials) < 20  # most were pruned
     data = tuner.report(study, path=tmp_path / "r.html", n_bootstrap=8)
     imp = data["importance"]
-    assert imp["status"] == "ok" and imp["measured_at"] == {"step": 4, "n_trials": 20}
+    assert imp["status"] == "ok"
+    assert imp["measured_at"] == {"step": 4, "n_trials": 20, "n_diverged": 0}
     assert imp["params"][0]["name"] == "lr"
     for row in imp["params"]:  # every searched parameter, with an interval
         assert row["low"] is not None and row["high"] is not None
@@ -155,3 +157,33 @@ def test_a_quick_start_study_mostly_pruned_gets_importance_from_its_learning_cur
     assert any("reported at epoch 5" in note for note in data["notes"])
     # Without curves (acting on importance, as staged does) the same study is too small.
     assert measure_importance(study, min_trials=20)["status"] == "too_few_trials"
+
+
+def test_a_trial_that_diverged_counts_as_the_worst_value_at_the_common_epoch():
+    # The shipped quick start: 20 trials, mostly pruned at epoch 5, one learning rate that
+    # diverged at its first epoch. Without it there are 19 curves, one short of measuring.
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True)}
+    for i in range(19):
+        lr = 10 ** (-4 + 3 * i / 18)
+        curve = {step: 0.9 - abs(math.log10(lr) + 2) / 10 + step / 100 for step in range(5)}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": lr}, distributions=dist, intermediate_values=curve,
+                state=optuna.trial.TrialState.PRUNED,
+            )
+        )  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"lr": 1.0}, distributions=dist, intermediate_values={0: float("nan")},
+            user_attrs={"fail_reason": "diverged"}, state=optuna.trial.TrialState.FAIL,
+        )
+    )  # fmt: skip
+
+    imp = measure_importance(study, curves=True, min_trials=20, n_bootstrap=4)
+
+    assert imp["status"] == "ok"
+    assert imp["measured_at"] == {"step": 4, "n_trials": 20, "n_diverged": 1}
+    worst = min(t.intermediate_values[4] for t in study.trials[:19])
+    _, valued, _ = curve_trials(study, needed=20)
+    assert [t.value for t in valued].count(worst) == 2  # the worst curve and the diverged

@@ -168,3 +168,23 @@ def test_report_after_a_real_run_of_the_shipped_spec(tmp_path):
     assert out.returncode == 0, out.stderr
     assert not STRAY.search(run.stderr + out.stdout + out.stderr), run.stderr + out.stderr
     assert (tmp_path / "digits-mlp-report.html").stat().st_size > 100_000
+
+
+@pytest.mark.slow
+def test_the_quick_start_study_as_shipped_has_importance_with_intervals(tmp_path):
+    # The README's first command, as shipped (20 trials, 15 epochs): most trials are
+    # pruned and a learning rate may diverge; the report still measures importance.
+    spec = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    spec["space"]["file"] = str(ROOT / "search_spaces" / "importance-ranked.yaml")
+    path = tmp_path / "digits-mlp.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+
+    assert run_cli("run", str(path), "--storage", url, cwd=tmp_path).returncode == 0
+    out = run_cli("report", "digits-mlp", "--storage", url, "--format", "json", cwd=tmp_path)
+
+    importance = json.loads(out.stdout)["importance"]
+    assert importance["status"] == "ok", importance["message"]
+    assert importance["measured_at"]["n_trials"] == 20
+    assert len(importance["params"]) == 16  # every searched parameter, with an interval
+    assert all(row["low"] is not None and row["high"] is not None for row in importance["params"])

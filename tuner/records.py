@@ -12,6 +12,7 @@ SECONDS = "seconds"  # wall time of the trial's training, seconds
 N_PARAMS = "n_params"  # number of model parameters
 SEED = "seed"  # the random seed the trial trained with
 FAIL_REASON = "fail_reason"  # why a FAIL trial failed: "diverged", "out of memory", ...
+DIVERGED = "diverged"  # the fail_reason of a trial whose loss became NaN/inf or exploded
 WORKER = "worker"  # host:pid of the process that ran the trial
 NODE = "node"  # the Ray node ID the trial ran on (`tuner run --ray`)
 PEAK_RSS_MB = "peak_rss_mb"  # peak resident memory of the worker process so far, MiB

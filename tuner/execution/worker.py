@@ -84,7 +84,7 @@ class CircuitBreaker:
         if trial.state != TrialState.FAIL:
             self.consecutive = 0
             return
-        if reason == "diverged":
+        if reason == records.DIVERGED:
             return
         self.consecutive += 1
         self.last_reason = reason

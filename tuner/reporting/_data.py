@@ -334,6 +334,12 @@ def _notes(importance: dict[str, Any]) -> list[str]:
             f"importance measured on the values {at['n_trials']} trials reported at epoch "
             f"{at['step'] + 1} (only {importance['n_complete']} trained to the end): pruned "
             "trials' learning curves count"
+            + (
+                f"; {at['n_diverged']} diverged trial(s) count (at the worst value there, "
+                "if they diverged before it)"
+                if at["n_diverged"]
+                else ""
+            )
         )
     per_param = importance["n_used"] / max(1, len(importance["searched"]))
     if per_param < 4:

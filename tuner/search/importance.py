@@ -132,8 +132,8 @@ def measure_importance(
     n_complete, measured_at = len(complete), None
     found = curve_trials(study, needed=needed) if curves and n_complete < needed else None
     if found is not None:
-        step, complete = found
-        measured_at = {"step": step, "n_trials": len(complete)}
+        step, complete, diverged = found
+        measured_at = {"step": step, "n_trials": len(complete), "n_diverged": diverged}
     names = sorted({p for t in complete for p in t.params})
     result: dict[str, Any] = {
         "status": "ok",

@@ -201,7 +201,7 @@ def out_of_memory(exc: BaseException) -> bool:
 def failure_reason(exc: BaseException) -> str:
     """A short reason for a trial's failure, as stored and shown to users."""
     if isinstance(exc, Diverged):
-        return "diverged"
+        return records.DIVERGED
     if out_of_memory(exc):
         return OUT_OF_MEMORY
     name = type(exc).__name__
