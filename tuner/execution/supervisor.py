@@ -24,6 +24,7 @@ import optuna
 
 from tuner.errors import TunerError
 from tuner.storage import PASSWORD_ENV, without_password
+from tuner.storage.outage import through_outage
 from tuner.storage.queue import FINISHED, reap_study
 from tuner.trial.keras_env import thread_env
 
@@ -155,7 +156,8 @@ class Supervisor:
             while self._procs:
                 time.sleep(self.poll_s)
                 problems += self._check_workers()
-                reap_study(self.study)
+                # A database outage pauses the supervisor as it pauses workers.
+                through_outage(lambda: reap_study(self.study))
                 report()
                 if self.deadline is not None and time.monotonic() > self.deadline:
                     self.on_event("timeout reached: stopping the workers")
@@ -243,7 +245,7 @@ class NewTrials:
                     self.on_trial(self.study, trial)
 
     def _finished(self) -> list[optuna.trial.FrozenTrial]:
-        return self.study.get_trials(deepcopy=False, states=FINISHED)
+        return through_outage(lambda: self.study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def _signal(code: int) -> str:

@@ -30,8 +30,9 @@ JSON schema (``"schema": "tuner.report/1"``); numbers are floats unless marked i
         "status": "ok" | "too_few_trials",
         "message": str|null,                 # why not measured, and how many are needed
         "n_complete": int, "min_trials": int, "n_used": int,
-        "measured_at": null | {"step": int, "n_trials": int, "n_diverged": int},  # on learning curves, when
-                                             # complete trials were too few
+        "measured_at": null | {"step": int, "n_trials": int, "n_diverged": int},
+                                             # on learning curves, when complete trials
+                                             # were too few
         "searched": [str],                   # parameter names seen in any trial
         "settings": {"evaluators", "n_bootstrap", "interval", "max_trials",
                      "max_fanova_trials", "fanova_bootstrap", "n_trees",
