@@ -7,6 +7,7 @@ Keras path (SIGTERM on `tuner run`, a full disk) run the CLI on a tiny study.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from tests.conftest import PG_ADMIN_URL, ROOT, need
+from tests.conftest import PG_ADMIN_URL, ROOT, TAME_OVERRIDES, need
 
 FAST_HEARTBEAT = {"TUNER_HEARTBEAT_INTERVAL": "1", "TUNER_GRACE_PERIOD": "3"}
 # A worker: `tuner worker`'s trial loop with a cheap objective that reports every step.
@@ -211,6 +212,59 @@ def test_an_outage_longer_than_the_grace_period_pauses_workers_and_the_study_res
     trials = study.get_trials()
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 6
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+@pytest.mark.postgres
+def test_an_outage_pauses_the_supervisor_of_workers_and_the_run_ends_cleanly(
+    postgres_url, tiny_spec
+):
+    # `tuner run --workers` reads progress and reaps every second from its own process;
+    # a closed database must pause it as it pauses the workers, not end the run.
+    spec = tiny_spec(
+        data={"source": "digits", "max_rows": 300},
+        training={"max_epochs": 30},
+        space={"overrides": TAME_OVERRIDES},
+        budget={"n_trials": 2},
+    )
+    # Default heartbeats: the 5 s outage stays inside the grace period, nothing is reaped.
+    env = {k: v for k, v in os.environ.items() if k != "TUNER_STORAGE"}
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "tuner", "run", str(spec), "--storage", postgres_url]
+    run = subprocess.Popen(
+        [*command, "--workers", "1"], env=env, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, start_new_session=True,  # its workers go with it below
+    )  # fmt: skip
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    database = postgres_url.rsplit("/", 1)[1]
+    try:
+        study = _wait_for(lambda: _study_or_none(postgres_url), timeout=120, what="the study")
+        _wait_for(lambda: _running(study), timeout=120, what="a RUNNING trial")
+        start, end = OUTAGES["closed"]
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'alter database "{database}" {start}'))
+                conn.execute(
+                    sa.text(
+                        "select pg_terminate_backend(pid) from pg_stat_activity "
+                        "where datname = :db and pid <> pg_backend_pid()"
+                    ),
+                    {"db": database},
+                )
+            time.sleep(5)  # five of the supervisor's polls against a closed database
+            # (not communicate(): a crashed run's worker would hold its stderr open)
+            assert run.poll() is None, f"the run ended during the outage: {run.returncode}"
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'alter database "{database}" {end}'))
+            admin.dispose()
+        _, err = run.communicate(timeout=300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 0, err
+    assert "Traceback" not in err and "unexpected" not in err
+    trials = _study_or_none(postgres_url).get_trials()
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
 
 
 # Item 2: concurrent first start on an empty database.
