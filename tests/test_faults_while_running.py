@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -167,18 +168,12 @@ def _as_plain_role(url: str, admin: sa.Engine) -> str:
     return url.replace("://postgres@", f"://{LIMITED_ROLE}@", 1)
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("outage", sorted(OUTAGES))
-def test_an_outage_longer_than_the_grace_period_pauses_workers_and_the_study_resumes(
-    postgres_url, outage
-):
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    url = _as_plain_role(postgres_url, admin) if outage == "connection-limit" else postgres_url
-    study = _queued(url, 6)
-    workers = [_worker(url, steps=10) for _ in range(3)]
-    _wait_for(lambda: len(_running(study)) >= 3, timeout=60, what="three RUNNING trials")
-    database = postgres_url.rsplit("/", 1)[1]
-    start, end = OUTAGES[outage]
+@contextlib.contextmanager
+def _outage(admin: sa.Engine, url: str, kind: str) -> Iterator[None]:
+    """The database of ``url`` cut off (OUTAGES[kind]), every backend terminated; restored
+    on the way out, however the block ends."""
+    database = url.rsplit("/", 1)[1]
+    start, end = OUTAGES[kind]
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'alter database "{database}" {start}'))
@@ -189,13 +184,27 @@ def test_an_outage_longer_than_the_grace_period_pauses_workers_and_the_study_res
                 ),
                 {"db": database},
             )
-        time.sleep(8)  # well past the 3 s grace period
-        for worker in workers:
-            assert worker.poll() is None, worker.communicate()[1]  # paused, not dead
+        yield
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'alter database "{database}" {end}'))
         admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("outage", sorted(OUTAGES))
+def test_an_outage_longer_than_the_grace_period_pauses_workers_and_the_study_resumes(
+    postgres_url, outage
+):
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    url = _as_plain_role(postgres_url, admin) if outage == "connection-limit" else postgres_url
+    study = _queued(url, 6)
+    workers = [_worker(url, steps=10) for _ in range(3)]
+    _wait_for(lambda: len(_running(study)) >= 3, timeout=60, what="three RUNNING trials")
+    with _outage(admin, postgres_url, outage):
+        time.sleep(8)  # well past the 3 s grace period
+        for worker in workers:
+            assert worker.poll() is None, worker.communicate()[1]  # paused, not dead
     try:
         errs = [_ends_cleanly(worker, timeout=180) for worker in workers]
         # One line per change of state: each loss of the database, then its return.
@@ -235,28 +244,13 @@ def test_an_outage_pauses_the_supervisor_of_workers_and_the_run_ends_cleanly(
         stdout=subprocess.DEVNULL, start_new_session=True,  # its workers go with it below
     )  # fmt: skip
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    database = postgres_url.rsplit("/", 1)[1]
     try:
         study = _wait_for(lambda: _study_or_none(postgres_url), timeout=120, what="the study")
         _wait_for(lambda: _running(study), timeout=120, what="a RUNNING trial")
-        start, end = OUTAGES["closed"]
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'alter database "{database}" {start}'))
-                conn.execute(
-                    sa.text(
-                        "select pg_terminate_backend(pid) from pg_stat_activity "
-                        "where datname = :db and pid <> pg_backend_pid()"
-                    ),
-                    {"db": database},
-                )
+        with _outage(admin, postgres_url, "closed"):
             time.sleep(5)  # five of the supervisor's polls against a closed database
             # (not communicate(): a crashed run's worker would hold its stderr open)
             assert run.poll() is None, f"the run ended during the outage: {run.returncode}"
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'alter database "{database}" {end}'))
-            admin.dispose()
         _, err = run.communicate(timeout=300)
     finally:
         with contextlib.suppress(ProcessLookupError):
